@@ -1,0 +1,104 @@
+"""The Prometheus collector: on every scrape, fresh metric families from the current statuses.
+
+It never calls Graph and never waits on a poll: it reads the references the poller swaps in.
+
+Sample output (one tenant, legacy report):
+
+    tenant_total_users{tenant="contoso"} 23123.0
+    credential_registered_users{status="mfaRegistered",tenant="contoso"} 33.0
+    credential_exporter_up{tenant="contoso"} 1.0
+    credential_exporter_source_info{source="legacy",tenant="contoso"} 1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.errors import REASONS
+from exporter.poller import TenantJob
+
+
+class RegistrationCollector(Collector):
+    def __init__(self, jobs: Callable[[], Sequence[TenantJob]], interval_text: str) -> None:
+        self._jobs = jobs
+        self._polled = f"Polled from Microsoft Graph every {interval_text}; the value of the last successful poll."
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # the series depend on the tenants: let the registry call collect() instead
+
+    def collect(self) -> Iterator[Metric]:
+        polled = self._polled
+        total = GaugeMetricFamily(
+            "tenant_total_users", f"Users with an enabled account in the tenant. {polled}", labels=["tenant"]
+        )
+        registered = GaugeMetricFamily(
+            "credential_registered_users",
+            f"Users by credential registration status (registered, enabled and capable are SSPR; "
+            f"mfaRegistered is MFA). {polled}",
+            labels=["tenant", "status"],
+        )
+        up = GaugeMetricFamily(
+            "credential_exporter_up", "1 if the tenant's last poll of Graph succeeded, else 0.", labels=["tenant"]
+        )
+        last_success = GaugeMetricFamily(
+            "credential_exporter_last_success_timestamp_seconds",
+            "Unix time of the tenant's last successful poll (0 if none yet).",
+            labels=["tenant"],
+        )
+        duration = GaugeMetricFamily(
+            "credential_exporter_poll_duration_seconds",
+            "How long the tenant's last poll took, successful or not.",
+            labels=["tenant"],
+        )
+        errors = CounterMetricFamily(
+            "credential_exporter_poll_errors", "Failed polls, by reason.", labels=["tenant", "reason"]
+        )
+        requests_ = CounterMetricFamily(
+            "credential_exporter_graph_requests",
+            "HTTP requests sent to Microsoft Graph, by the status code of the answer.",
+            labels=["tenant", "code"],
+        )
+        retries = CounterMetricFamily(
+            "credential_exporter_graph_retries",
+            "Requests to Graph or the identity platform that were retried, by the reason of the failure.",
+            labels=["tenant", "reason"],
+        )
+        throttled = CounterMetricFamily(
+            "credential_exporter_throttled_seconds",
+            "Time spent waiting before requests to Graph, for its Retry-After and for our own pacing.",
+            labels=["tenant"],
+        )
+        source = GaugeMetricFamily(
+            "credential_exporter_source_info",
+            "Which Graph report produced the tenant's data (legacy or demo).",
+            labels=["tenant", "source"],
+        )
+        for job in self._jobs():
+            status, counters, name = job.status, job.counters.view(), job.name
+            up.add_metric([name], 1.0 if status.up else 0.0)
+            last_success.add_metric([name], status.last_success or 0.0)
+            if status.last_duration is not None:
+                duration.add_metric([name], status.last_duration)
+            for reason in sorted(set(REASONS) | set(counters.errors)):
+                errors.add_metric([name, reason], counters.errors.get(reason, 0))
+            for code, value in sorted(counters.requests.items()):
+                requests_.add_metric([name, code], value)
+            for reason, value in sorted(counters.retries.items()):
+                retries.add_metric([name, reason], value)
+            throttled.add_metric([name], counters.throttled_seconds)
+            report = status.report
+            if report is None:
+                continue
+            source.add_metric([name, report.source], 1.0)
+            total.add_metric([name], report.total_users)
+            for state, value in report.registered:
+                registered.add_metric([name, state], value)
+        build = GaugeMetricFamily(
+            "credential_exporter_build_info", "The exporter's version; always 1.", labels=["version"]
+        )
+        build.add_metric([__version__], 1.0)
+        yield from (total, registered, up, last_success, duration, errors, requests_, retries, throttled, source, build)

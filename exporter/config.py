@@ -1,0 +1,376 @@
+"""The exporter's configuration: typed, frozen, built once from flags and environment, validated up front.
+
+Every problem is collected and reported together (ConfigError), so a user fixes them in one go.
+Secrets come only from the environment or from files, never from flags, and never show in a repr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from exporter.errors import ConfigError
+
+
+class Secret:
+    """A secret value whose repr and str never reveal it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Cloud:
+    name: str
+    graph_root: str
+    authority_host: str
+
+
+CLOUDS = {
+    c.name: c
+    for c in (
+        Cloud("global", "https://graph.microsoft.com", "https://login.microsoftonline.com"),
+        Cloud("usgov", "https://graph.microsoft.us", "https://login.microsoftonline.us"),
+        Cloud("usgov-dod", "https://dod-graph.microsoft.us", "https://login.microsoftonline.us"),
+        Cloud("china", "https://microsoftgraph.chinacloudapi.cn", "https://login.partner.microsoftonline.cn"),
+    )
+}
+MICROSOFT_AUTHORITY_HOSTS = frozenset(urlsplit(c.authority_host).hostname for c in CLOUDS.values())
+
+SOURCES = ("legacy",)
+LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_FORMATS = ("logfmt", "json")
+
+
+# --- credentials: exactly one per tenant -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientSecret:
+    secret: Secret
+
+
+@dataclass(frozen=True)
+class Certificate:
+    path: Path
+    password: Secret | None = None
+    send_chain: bool = False
+
+
+@dataclass(frozen=True)
+class FederatedToken:
+    """Workload identity federation: the token file is re-read at every token request (it rotates)."""
+
+    token_file: Path
+
+
+@dataclass(frozen=True)
+class ManagedIdentity:
+    """System-assigned when client_id is None, else user-assigned."""
+
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Demo:
+    """No credential at all: the built-in simulated tenant."""
+
+
+Credential = ClientSecret | Certificate | FederatedToken | ManagedIdentity | Demo
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str  # the `tenant` label
+    tenant_id: str
+    client_id: str | None
+    credential: Credential
+    source: str
+
+
+@dataclass(frozen=True)
+class Config:
+    tenants: tuple[Tenant, ...]
+    cloud: Cloud
+    graph_root: str  # no trailing slash
+    authority_host: str  # https://host[:port], no trailing slash
+    poll_interval: float  # seconds
+    poll_interval_text: str  # as the user wrote it, for HELP texts
+    poll_timeout: float
+    poll_concurrency: int
+    listen_host: str
+    listen_port: int
+    log_level: str = "info"
+    log_format: str = "logfmt"
+    demo: bool = False
+    once: bool = False
+    http_timeout: float = 30.0
+    # Every secret the exporter holds, so that log output can be scrubbed of them as a last line of defence.
+    secrets: tuple[Secret, ...] = field(default=(), repr=False)
+
+
+# --- parsing helpers ----------------------------------------------------------------------------
+
+_DURATION_RE = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+
+
+def parse_duration(text: str) -> float:
+    """Parse a Prometheus duration (`30s`, `5m`, `1h30m`, `500ms`) into seconds; raise ValueError."""
+    match = _DURATION_RE.match(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h")
+    seconds = sum(int(g) * unit for g, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if g)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return float(seconds)
+
+
+def parse_https_url(text: str, *, bare_host_ok: bool) -> str:
+    """An https URL without trailing slash; a bare host gets https:// when bare_host_ok."""
+    text = text.strip().rstrip("/")
+    if bare_host_ok and "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    if parts.scheme != "https":
+        raise ValueError(f"{text!r} must be an https:// URL")
+    if not parts.hostname:
+        raise ValueError(f"{text!r} has no host")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{text!r} must not carry a query or fragment")
+    return text
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not host:port or :port")
+    return host.strip("[]"), int(port)
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not true or false")
+
+
+def _read_secret_file(path: str, what: str, problems: list[str]) -> Secret | None:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.append(f"{what}: cannot read {path}: {exc.strerror or exc}")
+        return None
+    if not value:
+        problems.append(f"{what}: {path} is empty")
+        return None
+    return Secret(value)
+
+
+def _check_readable(path: str, what: str, problems: list[str]) -> None:
+    if not os.access(path, os.R_OK) or not Path(path).is_file():
+        problems.append(f"{what}: cannot read {path}")
+
+
+# --- flags + environment -> Config -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The command line, as strings, before validation (cli.py fills it from argparse)."""
+
+    listen_address: str = ":9918"
+    poll_interval: str = "15m"
+    poll_timeout: str | None = None
+    poll_concurrency: int = 8
+    source: str = "legacy"
+    cloud: str = "global"
+    graph_endpoint: str | None = None
+    auth: str = "environment"
+    tenant_name: str | None = None
+    http_timeout: str = "30s"
+    log_level: str = "info"
+    log_format: str = "logfmt"
+    demo: bool = False
+    once: bool = False
+
+
+def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
+    """Validate flags and environment together; raise ConfigError naming every problem."""
+    problems: list[str] = []
+
+    def duration(name: str, text: str, default: float = 0.0) -> float:
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+            return default
+
+    interval_text = flags.poll_interval
+    if flags.demo and flags.poll_interval == Flags.poll_interval:
+        interval_text = "30s"  # the demo should move while someone watches it
+    interval = duration("--poll.interval", interval_text, 900.0)
+    timeout = (
+        duration("--poll.timeout", flags.poll_timeout, interval) if flags.poll_timeout is not None else interval * 0.8
+    )
+    if timeout > interval:
+        problems.append("--poll.timeout: must not be longer than --poll.interval (polls never overlap)")
+    http_timeout = duration("--graph.timeout", flags.http_timeout, 30.0)
+    if flags.poll_concurrency < 1:
+        problems.append("--poll.concurrency: must be at least 1")
+
+    try:
+        listen_host, listen_port = parse_listen_address(flags.listen_address)
+    except ValueError as exc:
+        problems.append(f"--web.listen-address: {exc}")
+        listen_host, listen_port = "", 0
+
+    if flags.log_level not in LOG_LEVELS:
+        problems.append(f"--log.level: {flags.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if flags.log_format not in LOG_FORMATS:
+        problems.append(f"--log.format: {flags.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    if flags.source not in SOURCES:
+        problems.append(f"--source: {flags.source!r} is not one of {', '.join(SOURCES)}")
+
+    cloud = CLOUDS.get(flags.cloud)
+    if cloud is None:
+        problems.append(f"--cloud: {flags.cloud!r} is not one of {', '.join(CLOUDS)}")
+        cloud = CLOUDS["global"]
+    graph_root = cloud.graph_root
+    if flags.graph_endpoint is not None:
+        try:
+            graph_root = parse_https_url(flags.graph_endpoint, bare_host_ok=False)
+        except ValueError as exc:
+            problems.append(f"--graph.endpoint: {exc}")
+    authority_host = cloud.authority_host
+    if env.get("AZURE_AUTHORITY_HOST"):
+        try:
+            authority_host = parse_https_url(env["AZURE_AUTHORITY_HOST"], bare_host_ok=True)
+        except ValueError as exc:
+            problems.append(f"AZURE_AUTHORITY_HOST: {exc}")
+
+    secrets: list[Secret] = []
+    tenants: tuple[Tenant, ...]
+    if flags.demo:
+        tenants = (Tenant("demo", "00000000-0000-0000-0000-000000000000", None, Demo(), "demo"),)
+    else:
+        tenant = _tenant_from_env(flags, env, problems, secrets)
+        tenants = (tenant,) if tenant else ()  # empty only when problems were found
+
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        tenants=tenants,
+        cloud=cloud,
+        graph_root=graph_root,
+        authority_host=authority_host,
+        poll_interval=interval,
+        poll_interval_text=interval_text,
+        poll_timeout=timeout,
+        poll_concurrency=flags.poll_concurrency,
+        listen_host=listen_host,
+        listen_port=listen_port,
+        log_level=flags.log_level,
+        log_format=flags.log_format,
+        demo=flags.demo,
+        once=flags.once,
+        http_timeout=http_timeout,
+        secrets=tuple(secrets),
+    )
+
+
+_TENANT_ID_RE = re.compile(r"^[A-Za-z0-9.-]+$")
+
+
+def _tenant_from_env(flags: Flags, env: Mapping[str, str], problems: list[str], secrets: list[Secret]) -> Tenant | None:
+    tenant_id = env.get("AZURE_TENANT_ID", "").strip()
+    client_id = env.get("AZURE_CLIENT_ID", "").strip() or None
+    if not tenant_id:
+        problems.append("AZURE_TENANT_ID: not set (the tenant's ID or primary domain)")
+    elif not _TENANT_ID_RE.match(tenant_id):
+        problems.append(f"AZURE_TENANT_ID: {tenant_id!r} is not a tenant ID or domain name")
+
+    credential: Credential | None = None
+    if flags.auth == "managed-identity":
+        credential = ManagedIdentity(client_id)
+    elif flags.auth == "environment":
+        credential = _credential_from_env(env, problems, secrets)
+        if client_id is None:
+            problems.append("AZURE_CLIENT_ID: not set (the application (client) ID of the app registration)")
+    else:
+        problems.append(f"--auth: {flags.auth!r} is not one of environment, managed-identity")
+
+    if credential is None or problems:
+        return None
+    name = flags.tenant_name if flags.tenant_name else tenant_id
+    return Tenant(name, tenant_id, client_id, credential, flags.source)
+
+
+def _credential_from_env(env: Mapping[str, str], problems: list[str], secrets: list[Secret]) -> Credential | None:
+    given = [
+        name
+        for name in (
+            "AZURE_CLIENT_SECRET",
+            "AZURE_CLIENT_SECRET_FILE",
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+            "AZURE_FEDERATED_TOKEN_FILE",
+        )
+        if env.get(name, "").strip()
+    ]
+    if not given:
+        problems.append(
+            "credentials: set one of AZURE_CLIENT_SECRET, AZURE_CLIENT_SECRET_FILE, "
+            "AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE (or use --auth managed-identity)"
+        )
+        return None
+    if len(given) > 1:
+        problems.append(f"credentials: set only one of {', '.join(given)}")
+        return None
+    (kind,) = given
+    value = env[kind].strip()
+    if kind == "AZURE_CLIENT_SECRET":
+        secret = Secret(value)
+        secrets.append(secret)
+        return ClientSecret(secret)
+    if kind == "AZURE_CLIENT_SECRET_FILE":
+        file_secret = _read_secret_file(value, kind, problems)
+        if file_secret is None:
+            return None
+        secrets.append(file_secret)
+        return ClientSecret(file_secret)
+    if kind == "AZURE_FEDERATED_TOKEN_FILE":
+        _check_readable(value, kind, problems)
+        return FederatedToken(Path(value))
+    _check_readable(value, kind, problems)
+    password = None
+    if env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"):
+        password = Secret(env["AZURE_CLIENT_CERTIFICATE_PASSWORD"])
+        secrets.append(password)
+    try:
+        send_chain = parse_bool(env.get("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", ""))
+    except ValueError as exc:
+        problems.append(f"AZURE_CLIENT_SEND_CERTIFICATE_CHAIN: {exc}")
+        send_chain = False
+    return Certificate(Path(value), password, send_chain)

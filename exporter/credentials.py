@@ -1,0 +1,161 @@
+"""Access tokens for Graph, from MSAL: one MSAL app object per tenant, so that its token cache works.
+
+The app is created on the first token request rather than at start, because creating it already
+talks to the identity platform (OIDC discovery): an outage at start must not stop the exporter.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import msal
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from exporter.config import (
+    MICROSOFT_AUTHORITY_HOSTS,
+    Certificate,
+    ClientSecret,
+    Config,
+    FederatedToken,
+    ManagedIdentity,
+    Tenant,
+)
+from exporter.errors import PollError
+
+_AADSTS_RE = re.compile(r"AADSTS\d+")
+_PEM_RE = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
+
+
+class TokenProvider(Protocol):
+    def token(self) -> str:
+        """A bearer token for Graph; raises PollError."""
+
+    def invalidate(self) -> None:
+        """Forget any cached token (Graph refused it with 401)."""
+
+
+class TimeoutSession(requests.Session):
+    """A requests session whose requests always time out: MSAL's managed identity client sets none."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return super().request(*args, **kwargs)
+
+
+class MsalTokens:
+    def __init__(self, make_app: Callable[[], Any], acquire: Callable[[Any], dict[str, Any]]) -> None:
+        self._make_app = make_app
+        self._acquire = acquire
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        with self._lock:
+            try:
+                if self._app is None:
+                    self._app = self._make_app()
+                result = self._acquire(self._app)
+            except requests.HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else None
+                raise PollError(
+                    "http_5xx" if status and status >= 500 else "auth",
+                    f"the identity platform answered HTTP {status}",
+                    status=status,
+                ) from None
+            except requests.Timeout:
+                raise PollError("timeout", "the identity platform did not answer in time") from None
+            except requests.RequestException as exc:
+                raise PollError("network", f"cannot reach the identity platform: {_first_line(exc)}") from None
+            except (ValueError, OSError, RuntimeError) as exc:
+                # MSAL raises these for a refused OIDC discovery, an unreadable key or token file.
+                raise PollError("auth", f"cannot set up the credential: {_first_line(exc)}") from None
+        if result.get("access_token"):
+            return str(result["access_token"])
+        description = str(result.get("error_description") or "")
+        aadsts = _AADSTS_RE.search(description)
+        raise PollError(
+            "auth",
+            f"the identity platform refused the credential: {result.get('error', 'unknown error')}: "
+            f"{_first_line(description)}",
+            code=aadsts.group(0) if aadsts else str(result.get("error") or "") or None,
+            request_id=result.get("correlation_id"),
+        )
+
+    def invalidate(self) -> None:
+        # A fresh app has an empty cache; recreating it costs one OIDC discovery, and 401s are rare.
+        with self._lock:
+            self._app = None
+
+
+def _first_line(value: object, limit: int = 300) -> str:
+    text = str(value).strip().splitlines()[0] if str(value).strip() else ""
+    return text[:limit]
+
+
+def _certificate_credential(cert: Certificate) -> dict[str, Any]:
+    text = cert.path.read_text(encoding="ascii")
+    blocks = [(m.group(1), m.group(0)) for m in _PEM_RE.finditer(text)]
+    keys = [pem for kind, pem in blocks if kind.endswith("PRIVATE KEY")]
+    certs = [pem for kind, pem in blocks if kind == "CERTIFICATE"]
+    if not keys or not certs:
+        raise ValueError(f"{cert.path} must hold a PEM private key and its certificate")
+    credential: dict[str, Any] = {"private_key": keys[0]}
+    if cert.password:
+        credential["passphrase"] = cert.password.reveal()
+    if cert.send_chain:
+        # MSAL sends the chain (x5c) and signs with PS256 / SHA-256 thumbprint: subject-name/issuer auth.
+        credential["public_certificate"] = "\n".join(certs)
+    else:
+        leaf = x509.load_pem_x509_certificate(certs[0].encode("ascii"))
+        credential["thumbprint"] = leaf.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's x5t
+    return credential
+
+
+def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
+    """The token source for one tenant, from its configured credential."""
+    cred = tenant.credential
+    if isinstance(cred, ManagedIdentity):
+        identity = (
+            msal.UserAssignedManagedIdentity(client_id=cred.client_id)
+            if cred.client_id
+            else msal.SystemAssignedManagedIdentity()
+        )
+        return MsalTokens(
+            lambda: msal.ManagedIdentityClient(identity, http_client=TimeoutSession(config.http_timeout)),
+            lambda app: app.acquire_token_for_client(resource=config.graph_root),
+        )
+
+    def client_credential() -> Any:
+        if isinstance(cred, ClientSecret):
+            return cred.secret.reveal()
+        if isinstance(cred, Certificate):
+            return _certificate_credential(cred)
+        if isinstance(cred, FederatedToken):
+            path = cred.token_file
+            # MSAL calls this on every token request: the kubelet rotates the file.
+            return {"client_assertion": lambda: path.read_text(encoding="utf-8").strip()}
+        raise TypeError(f"no MSAL credential for {type(cred).__name__}")
+
+    host = urlsplit(config.authority_host).hostname
+    scopes = [f"{config.graph_root}/.default"]
+    return MsalTokens(
+        lambda: msal.ConfidentialClientApplication(
+            tenant.client_id,
+            client_credential=client_credential(),
+            authority=f"{config.authority_host}/{tenant.tenant_id}",
+            # For any host that is not Microsoft's, MSAL would otherwise ask login.microsoftonline.com.
+            instance_discovery=None if host in MICROSOFT_AUTHORITY_HOSTS else False,
+            timeout=config.http_timeout,
+        ),
+        lambda app: app.acquire_token_for_client(scopes),
+    )

@@ -1,0 +1,64 @@
+"""Log lines in logfmt (default) or JSON, one event per line, with secrets scrubbed as a last defence.
+
+Callers pass structured fields with `extra={"kv": {...}}`; they become key=value pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from exporter.config import Secret
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
+REDACTED = "<redacted>"
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, fmt: str, secrets: Iterable[Secret]) -> None:
+        super().__init__()
+        self._json = fmt == "json"
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s.reveal() for s in secrets if s.reveal()}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": _LEVEL_NAMES.get(record.levelno, record.levelname.lower()),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields.update(getattr(record, "kv", {}))
+        if record.exc_info:
+            fields["exc"] = self.formatException(record.exc_info)
+        line = (
+            json.dumps(fields, default=str)
+            if self._json
+            else " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+        )
+        for secret in self._secrets:
+            line = line.replace(secret, REDACTED)
+        return line
+
+
+def _logfmt_value(value: object) -> str:
+    text = str(value)
+    if text and not any(c in text for c in ' ="\\\n\t'):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+
+
+def setup(level: str, fmt: str, secrets: Iterable[Secret] = ()) -> None:
+    """Send every log line to stderr in the chosen format. Libraries stay at WARNING: at DEBUG,
+    urllib3 and msal describe requests in ways we do not control."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(fmt, secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("exporter").setLevel(_LEVELS.get(level, logging.INFO))

@@ -1,0 +1,48 @@
+"""Per-tenant counters that grow while a poll runs (requests by code, errors, retries, throttled time).
+
+Unlike the snapshot, these change during a poll, so that a long paging shows progress; the collector
+reads a consistent copy under the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CountersView:
+    requests: dict[str, int]  # HTTP status code -> requests
+    errors: dict[str, int]  # reason -> failed polls
+    retries: dict[str, int]  # reason -> retried requests
+    throttled_seconds: float
+
+
+class TenantCounters:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter()
+        self._retries: Counter[str] = Counter()
+        self._throttled = 0.0
+
+    def count_request(self, status: int) -> None:
+        with self._lock:
+            self._requests[str(status)] += 1
+
+    def count_error(self, reason: str) -> None:
+        with self._lock:
+            self._errors[reason] += 1
+
+    def count_retry(self, reason: str) -> None:
+        with self._lock:
+            self._retries[reason] += 1
+
+    def add_throttled(self, seconds: float) -> None:
+        with self._lock:
+            self._throttled += seconds
+
+    def view(self) -> CountersView:
+        with self._lock:
+            return CountersView(dict(self._requests), dict(self._errors), dict(self._retries), self._throttled)
