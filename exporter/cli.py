@@ -8,15 +8,19 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from prometheus_client import generate_latest
 
-from exporter import __version__, logs
+from exporter import __version__, logs, webconfig
 from exporter.app import Exporter
-from exporter.config import CLOUDS, LOG_FORMATS, LOG_LEVELS, SOURCES, Flags, build_config
+from exporter.config import CLOUDS, LOG_FORMATS, LOG_LEVELS, SOURCES, Config, Flags, build_config
 from exporter.errors import ConfigError
+from exporter.filemodes import readable_by_others
 from exporter.web import App, serve
+from exporter.webconfig import WebConfig
+from exporter.webguard import WebGuard
 
 log = logging.getLogger("exporter")
 
@@ -33,6 +37,13 @@ def parser() -> argparse.ArgumentParser:
         dest="listen_address",
         default=d.listen_address,
         help="address to serve /metrics on (default %(default)s)",
+    )
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        default=None,
+        help="exporter-toolkit web config (YAML) enabling TLS and/or basic auth on every endpoint; "
+        "re-read when it changes",
     )
     p.add_argument(
         "--poll.interval",
@@ -97,15 +108,46 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        config = build_config(Flags(**vars(args)), os.environ)
+        config, web = _configure(Flags(**vars(args)))
     except ConfigError as exc:
         print(f"entra-credential-exporter: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log_level, config.log_format, config.secrets)
+    _warn_about_file_modes(config, web)
     exporter = Exporter(config)
     if config.once:
         return _once(exporter)
-    return _serve(exporter)
+    return _serve(exporter, web)
+
+
+def _configure(flags: Flags) -> tuple[Config, WebConfig | None]:
+    """The configuration and the web config, validated together: every problem of both in one ConfigError."""
+    problems: list[str] = []
+    config = web = None
+    try:
+        config = build_config(flags, os.environ)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if flags.web_config_file is not None:
+        try:
+            web = webconfig.load(Path(flags.web_config_file))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config, web
+
+
+def _warn_about_file_modes(config: Config, web: WebConfig | None) -> None:
+    files = list(config.secret_files)
+    if web is not None and web.tls is not None:
+        files.append(web.tls.key_file)
+    loose = readable_by_others(files)
+    if loose:
+        log.warning(
+            "secret files are readable by group or others: make them readable by the exporter's user only",
+            extra={"kv": {"files": ", ".join(loose)}},
+        )
 
 
 def _once(exporter: Exporter) -> int:
@@ -117,7 +159,7 @@ def _once(exporter: Exporter) -> int:
     return 1 if failed else 0
 
 
-def _serve(exporter: Exporter) -> int:
+def _serve(exporter: Exporter, web: WebConfig | None) -> int:
     config, poller = exporter.config, exporter.poller
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -128,7 +170,7 @@ def _serve(exporter: Exporter) -> int:
     signal.signal(signal.SIGINT, on_signal)
     app = App(exporter.registry, lambda: poller.jobs, poller.alive, poller.first_round_done.is_set)
     try:
-        server = serve(app, config.listen_host, config.listen_port)
+        server = serve(app, config.listen_host, config.listen_port, WebGuard(web) if web else None)
     except OSError as exc:
         log.error(
             "cannot listen",
@@ -147,6 +189,8 @@ def _serve(exporter: Exporter) -> int:
                 "address": f"{config.listen_host}:{server.server_address[1]}",
                 "tenants": len(config.tenants),
                 "interval": config.poll_interval_text,
+                "tls": bool(web and web.tls),
+                "basic_auth": bool(web and web.users),
             }
         },
     )

@@ -125,6 +125,9 @@ class Config:
     demo: bool = False
     once: bool = False
     http_timeout: float = 30.0
+    web_config_file: Path | None = None  # validated and loaded by webconfig.load, not here
+    # Files holding a credential, whose permissions are checked at start.
+    secret_files: tuple[Path, ...] = ()
     # Every secret the exporter holds, so that log output can be scrubbed of them as a last line of defence.
     secrets: tuple[Secret, ...] = field(default=(), repr=False)
 
@@ -213,6 +216,7 @@ class Flags:
     http_timeout: str = "30s"
     log_level: str = "info"
     log_format: str = "logfmt"
+    web_config_file: str | None = None
     demo: bool = False
     once: bool = False
 
@@ -278,6 +282,11 @@ def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
     else:
         tenant = _tenant_from_env(flags, env, problems, secrets)
         tenants = (tenant,) if tenant else ()  # empty only when problems were found
+    secret_files = tuple(
+        Path(env[name].strip())
+        for name in ("AZURE_CLIENT_SECRET_FILE", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE")
+        if not flags.demo and flags.auth == "environment" and env.get(name, "").strip()
+    )
 
     if problems:
         raise ConfigError(problems)
@@ -297,6 +306,8 @@ def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
         demo=flags.demo,
         once=flags.once,
         http_timeout=http_timeout,
+        web_config_file=Path(flags.web_config_file) if flags.web_config_file else None,
+        secret_files=secret_files,
         secrets=tuple(secrets),
     )
 

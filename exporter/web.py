@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import gzip
 import html
-import logging
-import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
+from exporter.httpserver import HardenedHandler, Limits, Server, start
 from exporter.poller import TenantJob
+from exporter.webguard import WebGuard
 
-log = logging.getLogger(__name__)
+DEFAULT_LIMITS = Limits()
 
 
 class App:
@@ -37,20 +34,13 @@ class App:
         self.ready = ready
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(HardenedHandler):
+    """The routes. Methods, limits, TLS and authentication are HardenedHandler's job."""
+
     server_version = f"entra-credential-exporter/{__version__}"
-    sys_version = ""
-    protocol_version = "HTTP/1.1"
-    timeout = 15  # seconds a client may take to send its request: a slow one must not hold a thread forever
     app: App  # set on the subclass made by serve()
 
     def do_GET(self) -> None:
-        self._respond(head=False)
-
-    def do_HEAD(self) -> None:
-        self._respond(head=True)
-
-    def _respond(self, head: bool) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
@@ -59,30 +49,19 @@ class Handler(BaseHTTPRequestHandler):
             if "gzip" in self.headers.get("Accept-Encoding", ""):
                 body = gzip.compress(body, compresslevel=1)
                 headers["Content-Encoding"] = "gzip"
-            self._send(200, body, headers, head)
+            self._answer(200, body, headers)
         elif path == "/healthz":
             ok = self.app.alive()
-            self._send(200 if ok else 503, b"ok\n" if ok else b"poller stopped\n", {}, head)
+            self._answer(200 if ok else 503, b"ok\n" if ok else b"poller stopped\n", {})
         elif path == "/readyz":
             ok = self.app.ready()
-            self._send(200 if ok else 503, b"ready\n" if ok else b"first poll round not finished\n", {}, head)
+            self._answer(200 if ok else 503, b"ready\n" if ok else b"first poll round not finished\n", {})
         elif path == "/":
-            self._send(200, landing_page(self.app.jobs()).encode(), {"Content-Type": "text/html; charset=utf-8"}, head)
+            self._answer(200, landing_page(self.app.jobs()).encode(), {"Content-Type": "text/html; charset=utf-8"})
         else:
-            self._send(404, b"not found\n", {}, head)
+            self._answer(404, b"not found\n", {})
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str], head: bool) -> None:
-        self.send_response(status)
-        headers.setdefault("Content-Type", "text/plain; charset=utf-8")
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http request", extra={"kv": {"client": self.address_string(), "request": format % args}})
+    do_HEAD = do_GET  # _answer leaves out the body of a HEAD
 
 
 def landing_page(jobs: Sequence[TenantJob]) -> str:
@@ -119,29 +98,7 @@ Version {html.escape(__version__)}.</p>
 """
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-def serve(app: App, host: str, port: int) -> ThreadingHTTPServer:
+def serve(app: App, host: str, port: int, guard: WebGuard | None = None, limits: Limits = DEFAULT_LIMITS) -> Server:
     """Bind and start serving in a background thread; an empty host listens on every address, v4 and v6."""
     handler = type("BoundHandler", (Handler,), {"app": app})
-    server_class: type[_Server] = _Server
-    if host in ("", "::") and socket.has_dualstack_ipv6():
-        server_class, host = _DualStackServer, "::"
-    elif ":" in host:
-        server_class = _V6Server
-    server = server_class((host or "0.0.0.0", port), handler)  # noqa: S104 - listening everywhere is asked for
-    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    return server
-
-
-class _V6Server(_Server):
-    address_family = socket.AF_INET6
-
-
-class _DualStackServer(_V6Server):
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
+    return start(handler, host, port, guard, limits)

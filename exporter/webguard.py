@@ -1,0 +1,82 @@
+"""What guards the HTTP endpoints: the current web configuration, re-read when its files change.
+
+Every connection and request asks for the current configuration. That costs a few stat() calls (the file
+and the files it names); only when one of them changed is the file read again, so a rotated certificate or
+a changed user list applies to the next connection without a restart. A change that does not load (bad
+YAML, a key that does not match its certificate) is ignored with one log line, and the last good
+configuration stays in force. Whether TLS is on is fixed at start, as in the toolkit: a file edit must not
+be able to turn an HTTPS endpoint into a plain HTTP one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+from pathlib import Path
+
+from exporter import webconfig
+from exporter.basicauth import BasicAuth
+from exporter.errors import ConfigError
+from exporter.webconfig import WebConfig
+
+log = logging.getLogger(__name__)
+
+_Signature = tuple[tuple[int, int, int, int] | None, ...]
+
+
+def _signature(paths: tuple[Path, ...]) -> _Signature:
+    out: list[tuple[int, int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = os.stat(path)  # follows symlinks: Kubernetes swaps a symlink when it updates a secret
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev))
+    return tuple(out)
+
+
+class WebGuard:
+    def __init__(self, initial: WebConfig) -> None:
+        self._config = initial
+        self._signature = _signature(initial.files())
+        self._rejected: _Signature | None = None
+        self._lock = threading.Lock()
+        self.tls = initial.tls is not None
+        self.auth = BasicAuth()
+
+    def current(self) -> WebConfig:
+        config = self._config
+        if _signature(config.files()) == self._signature:
+            return config
+        with self._lock:
+            return self._reload()
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        return self.current().context
+
+    def authorized(self, config: WebConfig, authorization: str | None) -> bool:
+        """True if `config` asks for no authentication, or the Authorization header satisfies it."""
+        return not config.users or self.auth.check(authorization, config.users)
+
+    def _reload(self) -> WebConfig:
+        old = self._config
+        signature = _signature(old.files())
+        if signature == self._signature or signature == self._rejected:
+            return old  # another thread got here first, or this very change was already refused
+        try:
+            new = webconfig.load(old.path)
+            if (new.tls is not None) != self.tls:
+                raise ConfigError(["TLS cannot be switched on or off while running: restart the exporter"])
+        except ConfigError as exc:
+            self._rejected = signature
+            log.error(
+                "web config change ignored, keeping the previous one",
+                extra={"kv": {"file": str(old.path), "problems": "; ".join(exc.problems)}},
+            )
+            return old
+        self._config, self._signature, self._rejected = new, _signature(new.files()), None
+        log.info("web config reloaded", extra={"kv": {"file": str(old.path), "tls": self.tls, "users": len(new.users)}})
+        return new
