@@ -52,6 +52,38 @@ class TimeoutSession(requests.Session):
         return super().request(*args, **kwargs)
 
 
+class RefusedHost(requests.RequestException):
+    """A request that would have carried the credential outside the configured authority."""
+
+
+class AuthoritySession(TimeoutSession):
+    """MSAL's HTTP client for a confidential client: the credential goes to the configured authority only.
+
+    MSAL posts the secret or assertion to whatever token endpoint the OIDC discovery document names, and
+    requests re-posts a body on a 307/308 redirect. So every request that is not a GET must go to the
+    authority's own scheme, host and port, and is never redirected. GETs (discovery) carry no credential.
+    """
+
+    def __init__(self, timeout: float, authority_host: str) -> None:
+        super().__init__(timeout)
+        self._origin = _origin(authority_host)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        verb = method.decode() if isinstance(method, bytes) else method
+        target = url.decode() if isinstance(url, bytes) else url
+        if verb.upper() != "GET":
+            if _origin(target) != self._origin:
+                raise RefusedHost(f"refusing to send the credential to {urlsplit(target).netloc}")
+            kwargs["allow_redirects"] = False
+        return super().request(method, url, *args, **kwargs)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
 class MsalTokens:
     def __init__(self, make_app: Callable[[], Any], acquire: Callable[[Any], dict[str, Any]]) -> None:
         self._make_app = make_app
@@ -71,6 +103,10 @@ class MsalTokens:
                     "http_5xx" if status and status >= 500 else "auth",
                     f"the identity platform answered HTTP {status}",
                     status=status,
+                ) from None
+            except RefusedHost as exc:
+                raise PollError(
+                    "auth", f"{exc}: the identity platform's discovery named a token endpoint outside the authority"
                 ) from None
             except requests.Timeout:
                 raise PollError("timeout", "the identity platform did not answer in time") from None
@@ -155,7 +191,7 @@ def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
             authority=f"{config.authority_host}/{tenant.tenant_id}",
             # For any host that is not Microsoft's, MSAL would otherwise ask login.microsoftonline.com.
             instance_discovery=None if host in MICROSOFT_AUTHORITY_HOSTS else False,
-            timeout=config.http_timeout,
+            http_client=AuthoritySession(config.http_timeout, config.authority_host),
         ),
         lambda app: app.acquire_token_for_client(scopes),
     )

@@ -115,6 +115,7 @@ class FakeGraph:
         self.certificate: x509.Certificate | None = None  # registered for certificate auth
         self.assertion_headers: list[dict[str, Any]] = []
         self.token_lifetime = 3600
+        self.token_endpoint_origin: str | None = None  # OIDC discovery names this host instead (a hostile IdP)
         self.lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -250,10 +251,11 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
             if path.endswith("/v2.0/.well-known/openid-configuration"):
                 tenant = path.split("/")[1]
                 base = f"{fake.url}/{tenant}"
+                token_base = f"{fake.token_endpoint_origin or fake.url}/{tenant}"
                 self._send(
                     200,
                     {
-                        "token_endpoint": f"{base}/oauth2/v2.0/token",
+                        "token_endpoint": f"{token_base}/oauth2/v2.0/token",
                         "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                         "issuer": f"{base}/v2.0",
                         "jwks_uri": f"{base}/discovery/v2.0/keys",
