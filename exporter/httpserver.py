@@ -131,17 +131,17 @@ class HardenedHandler(BaseHTTPRequestHandler):
         limits, buffer = self._limits, self._pending
         while True:
             del buffer[: len(buffer) - len(buffer.lstrip(b"\r\n"))]  # blank lines between requests are allowed
+            newline = buffer.find(b"\n")
+            if newline > limits.request_line or (newline < 0 and len(buffer) > limits.request_line):
+                raise _HeadError(414, "Request-URI Too Long")
             end = _head_end(buffer)
+            if newline >= 0 and (end or len(buffer)) - (newline + 1) > limits.header_bytes:
+                raise _HeadError(431, "Request Header Fields Too Large")
             if end:
                 head = buffer[:end]
                 del buffer[:end]
                 self._deadline = None  # the next request on this connection starts with an idle wait
                 return head
-            newline = buffer.find(b"\n")
-            if newline > limits.request_line or (newline < 0 and len(buffer) > limits.request_line):
-                raise _HeadError(414, "Request-URI Too Long")
-            if len(buffer) > limits.request_line + limits.header_bytes:
-                raise _HeadError(431, "Request Header Fields Too Large")
             buffer += self._receive()
 
     def _receive(self) -> bytes:
