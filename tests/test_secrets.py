@@ -1,0 +1,235 @@
+"""Secrets stay where they belong: the token only to Graph, the credential only to the authority, neither in
+any output; secret files readable by others are pointed out; configured names cannot break the output."""
+
+from __future__ import annotations
+
+import html
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.credentials import token_provider
+from exporter.errors import BadResponse, PollError
+from exporter.graph import GraphClient
+from exporter.pacing import Gate
+from exporter.telemetry import TenantCounters
+from exporter.web import App, serve
+from tests.conftest import ROOT, make_exporter, run_cli
+from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault, graph_error
+from tests.test_cli import free_port, wait_for
+
+
+@pytest.fixture
+def stranger(tmp_path: Path, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
+    """A second fake on another port (another origin), trusted like the first: a host that must see nothing."""
+    directory = tmp_path / "stranger"
+    directory.mkdir()
+    other = FakeGraph(directory)
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(fake.ca_path.read_bytes() + other.ca_path.read_bytes())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    yield other
+    other.close()
+
+
+def graph_client(fake: FakeGraph) -> GraphClient:
+    exporter = make_exporter(fake)
+    stop = threading.Event()
+    return GraphClient(
+        root=exporter.config.graph_root,
+        tokens=token_provider(exporter.config.tenants[0], exporter.config),
+        gate=Gate(None, sleep=stop.wait),
+        counters=TenantCounters(),
+        read_timeout=5,
+        sleep=stop.wait,
+    )
+
+
+# --- where the token and the credential go ------------------------------------------------------------
+
+
+def test_the_bearer_token_is_never_sent_outside_the_graph_root(fake: FakeGraph, stranger: FakeGraph) -> None:
+    client = graph_client(fake)
+    deadline = time.monotonic() + 20
+    assert client.get_json(fake.url + LEGACY_PATH, deadline)  # the token works at home
+    port = stranger.url.rsplit(":", 1)[1]
+    for url in (
+        stranger.url + LEGACY_PATH,  # a nextLink to another origin
+        f"https://localhost:{port}{LEGACY_PATH}",  # another host name
+        fake.url.replace("https://", "http://") + LEGACY_PATH,  # a downgrade
+        fake.url + "@" + stranger.url.removeprefix("https://") + LEGACY_PATH,  # userinfo trick
+    ):
+        with pytest.raises(BadResponse, match="outside the Graph root"):
+            client.get_json(url, deadline)
+    assert stranger.seen == []
+
+
+def test_a_redirect_from_graph_is_not_followed(fake: FakeGraph, stranger: FakeGraph) -> None:
+    fake.fail("legacy", Fault(302, b"", {"Location": stranger.url + LEGACY_PATH}))
+    exporter = make_exporter(fake)
+    (status,) = exporter.poller.poll_round()
+    assert not status.up and status.last_reason == "bad_response"
+    assert stranger.seen == []
+
+
+def test_the_credential_is_never_sent_to_a_token_endpoint_outside_the_authority(
+    fake: FakeGraph, stranger: FakeGraph
+) -> None:
+    fake.token_endpoint_origin = stranger.url  # a discovery document that names someone else's endpoint
+    exporter = make_exporter(fake)
+    (status,) = exporter.poller.poll_round()
+    assert not status.up and status.last_reason == "auth"
+    assert "outside the authority" in (status.last_detail or "")
+    assert stranger.seen == []
+    assert all(fake.client_secret.encode() not in seen.body for seen in stranger.seen)
+
+
+def test_the_credential_is_not_reposted_on_a_redirect_from_the_token_endpoint(
+    fake: FakeGraph, stranger: FakeGraph
+) -> None:
+    target = f"{stranger.url}/{fake.tenant_id}/oauth2/v2.0/token"
+    fake.fail("token", Fault(307, b"", {"Location": target}), Fault(308, b"", {"Location": target}))
+    exporter = make_exporter(fake)
+    (status,) = exporter.poller.poll_round()
+    assert not status.up
+    assert stranger.seen == []
+
+
+# --- files readable by others ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o640, True), (0o600, False), (0o400, False)])
+def test_a_secret_file_readable_by_others_earns_one_warning(
+    fake: FakeGraph, tmp_path: Path, mode: int, warned: bool
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(fake.client_secret)
+    secret_file.chmod(mode)
+    env = fake.env(AZURE_CLIENT_SECRET_FILE=str(secret_file))
+    del env["AZURE_CLIENT_SECRET"]
+    result = run_cli("--once", "--graph.endpoint", fake.url, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "readable by group or others" in line]
+    assert len(lines) == (1 if warned else 0)
+    if warned:
+        assert str(secret_file) in lines[0] and "level=warn" in lines[0]
+
+
+# --- configured names in the output -----------------------------------------------------------------------
+
+HOSTILE_NAME = 'con"to\\so\n<script>alert(1)</script> & co'
+
+
+def test_a_hostile_tenant_name_is_escaped_in_metrics_and_on_the_landing_page(fake: FakeGraph) -> None:
+    exporter = make_exporter(fake, tenant_name=HOSTILE_NAME)
+    exporter.poller.poll_round()
+    server = serve(App(exporter.registry, lambda: exporter.poller.jobs, lambda: True, lambda: True), "127.0.0.1", 0)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        text = requests.get(base + "/metrics", timeout=5).text
+        assert 'tenant="con\\"to\\\\so\\n<script>alert(1)</script> & co"' in text
+        openmetrics = requests.get(
+            base + "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}, timeout=5
+        ).text
+        for families in (text_string_to_metric_families(text), parse_openmetrics(openmetrics)):
+            totals = [s for f in families for s in f.samples if s.name == "tenant_total_users"]
+            assert [s.labels["tenant"] for s in totals] == [HOSTILE_NAME]
+        page = requests.get(base + "/", timeout=5).text
+        assert f"<td>{html.escape(HOSTILE_NAME)}</td>" in page and "<script>" not in page
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_hostile_tenant_name_passes_the_command_line_intact(fake: FakeGraph) -> None:
+    result = run_cli("--once", "--graph.endpoint", fake.url, "--tenant.name", HOSTILE_NAME, env=fake.env())
+    assert result.returncode == 0, result.stderr
+    (total,) = [
+        s for f in text_string_to_metric_families(result.stdout) for s in f.samples if s.name == "tenant_total_users"
+    ]
+    assert total.labels["tenant"] == HOSTILE_NAME
+
+
+# --- the secret scan ----------------------------------------------------------------------------------------
+
+FAULTS = [
+    Fault(action="reset"),
+    graph_error(500, "InternalServerError", "boom"),
+    graph_error(503, "ServiceUnavailable", "later", "req-503"),
+    Fault(429, {"error": {"code": "TooManyRequests", "message": "slow down"}}, {"Retry-After": "1"}),
+    Fault(200, "not json at all"),
+    Fault(200, b"\xff\xfe\x00binary"),
+    Fault(200, {"value": [{"totalUserCount": -1}]}),
+    Fault(action="truncate", status=200, body='{"value": [{"totalUserCount": 5'),
+    graph_error(403, "Authorization_RequestDenied", "Insufficient privileges."),
+]
+
+
+def test_no_output_ever_holds_the_client_secret_whatever_graph_answers(fake: FakeGraph, tmp_path: Path) -> None:
+    """The fault matrix at debug level, with the secret scanned for in every byte the exporter wrote or served."""
+    secret = fake.client_secret
+    fake.fail("legacy", *FAULTS)
+    fake.fail("token", graph_error(500, "server_error", "identity platform down"), Fault(action="reset"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ("--graph.endpoint", fake.url, "--poll.interval", "1s", "--poll.timeout", "1s", "--log.level", "debug")
+    served: list[bytes] = []
+    # Files, not pipes: at debug level a pipe nobody reads fills up and blocks the exporter's logging.
+    with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}, **fake.env()},
+            cwd=ROOT,
+            stdout=out,
+            stderr=err,
+        )
+        try:
+
+            def drained() -> bool:
+                try:
+                    for path in ("/metrics", "/", "/healthz", "/readyz"):
+                        served.append(requests.get(url + path, timeout=5).content)
+                except requests.ConnectionError:
+                    return False  # not listening yet
+                with fake.lock:
+                    left = len(fake.faults["legacy"]) + len(fake.faults["token"])
+                return left == 0 and f'credential_exporter_up{{tenant="{fake.tenant_id}"}} 1.0' in served[-4].decode()
+
+            wait_for(drained, timeout=90)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    stdout, stderr = (tmp_path / "out").read_bytes(), (tmp_path / "err").read_bytes()
+    assert b"poll failed" in stderr and b"bad_response" in stderr and b"http_5xx" in stderr  # the faults did happen
+    wrong = run_cli(
+        "--once", "--graph.endpoint", fake.url, "--log.level", "debug", env=fake.env(AZURE_CLIENT_SECRET="x" + secret)
+    )
+    assert wrong.returncode == 1 and "invalid_client" in wrong.stderr
+    for blob in (stdout, stderr, wrong.stdout.encode(), wrong.stderr.encode(), *served):
+        assert secret.encode() not in blob
+        assert secret[:12].encode() not in blob  # nor a recognisable piece of it
+    # The secret did go where it belongs: the fake's token endpoint saw it.
+    assert any(secret.encode() in s.body for s in fake.seen if s.method == "POST")
+
+
+def test_an_error_raised_while_getting_a_token_does_not_carry_the_secret(fake: FakeGraph) -> None:
+    fake.fail("token", Fault(action="reset"))
+    exporter = make_exporter(fake)
+    provider = token_provider(exporter.config.tenants[0], exporter.config)
+    with pytest.raises(PollError) as caught:
+        provider.token()
+    for text in (str(caught.value), repr(caught.value), repr(exporter.config), str(caught.value.fields())):
+        assert fake.client_secret not in text
