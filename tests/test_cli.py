@@ -83,7 +83,7 @@ def test_once_prints_the_metrics_and_exits_zero(fake: FakeGraph) -> None:
 
 def test_once_exits_one_with_the_reason_on_stderr_when_a_poll_fails(fake: FakeGraph) -> None:
     fake.fail("legacy", graph_error(403, "Authorization_RequestDenied", "Insufficient privileges.", "req-9"))
-    result = run_cli("--once", "--graph.endpoint", fake.url, env=fake.env())
+    result = run_cli("--once", "--source", "legacy", "--graph.endpoint", fake.url, env=fake.env())
     assert result.returncode == 1
     assert "http_4xx" in result.stderr and "Authorization_RequestDenied" in result.stderr
     assert "request_id=req-9" in result.stderr
