@@ -148,7 +148,8 @@ def _serve(exporter: Exporter) -> int:
     config, poller = exporter.config, exporter.poller
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("shutting down", extra={"kv": {"signal": signal.Signals(signum).name}})
+        if not exporter.stop.is_set():  # `timeout` and process managers may send the signal twice
+            log.info("shutting down", extra={"kv": {"signal": signal.Signals(signum).name}})
         exporter.stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
