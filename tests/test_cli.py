@@ -264,3 +264,13 @@ def test_json_logs_are_one_object_per_line_with_the_graph_code(fake: FakeGraph) 
     assert failure["level"] == "warn" and failure["tenant"] == fake.tenant_id
     assert failure["code"] == "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
     assert failure["request_id"] == "req-7" and failure["reason"] == "http_4xx"
+
+
+def test_sigterm_stops_within_seconds_even_while_graph_is_stalling(fake: FakeGraph) -> None:
+    fake.fail("legacy", Fault(action="stall", seconds=25, status=200, body={"value": []}))
+    with running("--graph.endpoint", fake.url, env=fake.env()) as (_url, proc):
+        wait_for(lambda: len(fake.requests_to("/beta/reports/getCredentialUserRegistrationCount")) == 1)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert time.monotonic() - started < 5
