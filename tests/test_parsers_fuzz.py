@@ -1,4 +1,5 @@
-"""Hostile answers: whatever bytes or JSON Graph sends, the parsers fail only with BadResponse (bad_response).
+"""Hostile answers: whatever bytes or JSON Graph sends, the parsers (legacy, and details' pages) fail only with
+BadResponse (bad_response).
 
 Anything else escaping a parser would be counted as `internal`, or worse, crash a poll thread. The example
 counts are modest so that the suite stays quick; the strategies aim near the real shapes, where bugs live.
@@ -16,11 +17,14 @@ from exporter.errors import BadResponse
 from exporter.graph import decode_json
 from exporter.snapshot import Report
 from exporter.sources import legacy
+from exporter.sources.details import _FIELDS, Tally, parse_page
 from tests.fakegraph import legacy_payload
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+json_scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+)
 json_values = st.recursive(
     json_scalars,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
@@ -108,3 +112,49 @@ def test_every_well_formed_report_is_read_exactly(total: int, counts: dict[str, 
     report = legacy.parse(legacy_payload(total, counts, spelling=spelling, envelope=env))
     assert report.total_users == total
     assert dict(report.registered) == counts
+
+
+# --- the details report's pages --------------------------------------------------------------------------
+
+DETAIL_KEYS = ["value", "@odata.nextLink", *_FIELDS, "methodsRegistered", "userPrincipalName"]
+# What decode_json(numbers_as_text=True) can produce: numbers arrive as strings.
+text_json_scalars = st.none() | st.booleans() | st.text(max_size=12) | st.integers().map(str)
+detail_near_misses = st.recursive(
+    text_json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(DETAIL_KEYS), children, max_size=len(DETAIL_KEYS))
+    ),
+    max_leaves=40,
+)
+
+
+def read_details_pages(payloads: list[Any]) -> Report | None:
+    tally = Tally()
+    try:
+        for payload in payloads:
+            records, _next_link = parse_page(payload)
+            tally.add(records)
+        return tally.report("details")
+    except BadResponse as exc:
+        assert exc.reason == "bad_response"
+        return None
+
+
+@FUZZ
+@given(st.lists(json_values | detail_near_misses, min_size=1, max_size=3))
+def test_the_details_parser_fails_only_with_bad_response_on_any_json(payloads: list[Any]) -> None:
+    report = read_details_pages(payloads)
+    if report is not None:
+        assert report.total_users == sum(segment.users for segment in report.segments)
+        assert all(count >= 0 for _, count in report.registered)
+
+
+@FUZZ
+@given(st.binary(max_size=256))
+def test_the_details_parser_behind_decode_json_survives_any_bytes(body: bytes) -> None:
+    try:
+        payload = decode_json(body, numbers_as_text=True)
+    except BadResponse:
+        return
+    read_details_pages([payload])

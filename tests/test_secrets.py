@@ -175,14 +175,19 @@ FAULTS = [
 ]
 
 
-def test_no_output_ever_holds_the_client_secret_whatever_graph_answers(fake: FakeGraph, tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", ["legacy", "details"])
+def test_no_output_ever_holds_the_client_secret_whatever_graph_answers(
+    fake: FakeGraph, tmp_path: Path, source: str
+) -> None:
     """The fault matrix at debug level, with the secret scanned for in every byte the exporter wrote or served."""
     secret = fake.client_secret
-    fake.fail("legacy", *FAULTS)
+    fake.users = fake.users[:50]  # one page: each fault then costs one poll
+    fake.fail(source, *FAULTS)
     fake.fail("token", graph_error(500, "server_error", "identity platform down"), Fault(action="reset"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = ("--graph.endpoint", fake.url, "--poll.interval", "1s", "--poll.timeout", "1s", "--log.level", "debug")
+    args = ("--graph.endpoint", fake.url, "--source", source, "--poll.interval", "1s", "--poll.timeout", "1s")
+    args += ("--graph.rate-limit", "off", "--log.level", "debug")
     served: list[bytes] = []
     # Files, not pipes: at debug level a pipe nobody reads fills up and blocks the exporter's logging.
     with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
@@ -202,7 +207,7 @@ def test_no_output_ever_holds_the_client_secret_whatever_graph_answers(fake: Fak
                 except requests.ConnectionError:
                     return False  # not listening yet
                 with fake.lock:
-                    left = len(fake.faults["legacy"]) + len(fake.faults["token"])
+                    left = len(fake.faults[source]) + len(fake.faults["token"])
                 return left == 0 and f'credential_exporter_up{{tenant="{fake.tenant_id}"}} 1.0' in served[-4].decode()
 
             wait_for(drained, timeout=90)
