@@ -49,7 +49,7 @@ class Result:
         lat = sorted(self.latencies)
         p50 = statistics.median(lat) * 1e3
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3
-        first = f"{self.first * 1e3:.1f}" if self.first is not None else "–"
+        first = f"{self.first * 1e3:.1f}" if self.first is not None else "-"
         return f"| {self.name} | {len(lat)} | {p50:.2f} | {p99:.2f} | {self.cpu_per_scrape * 1e3:.2f} | {first} |"
 
 

@@ -40,7 +40,9 @@ class Limits:
     header_bytes: int = 64 * 1024
     header_count: int = 100  # also http.client's own limit, which parse_request enforces with a 431
     head_timeout: float = 10.0  # TLS handshake, then the whole request head
-    idle_timeout: float = 60.0  # between two requests on a kept-alive connection
+    # Between two requests on a kept-alive connection: longer than common scrape intervals (up to 5m), so that
+    # a scrape does not race the server closing its connection.
+    idle_timeout: float = 300.0
     write_timeout: float = 30.0
 
 
