@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +28,8 @@ from exporter.httpserver import Limits, Server
 from exporter.web import App, serve
 from exporter.webconfig import load
 from exporter.webguard import WebGuard
+from tests.conftest import ROOT
+from tests.test_cli import free_port, wait_for
 
 PATHS = ("/metrics", "/healthz", "/readyz", "/")
 
@@ -417,3 +422,46 @@ def test_a_client_that_never_starts_tls_does_not_block_others(start: Any, pki: P
         assert requests.get(https(port), verify=pki.ca_file, timeout=15).status_code == 200
         assert still_connected(idle)
         assert idle.recv(1) == b""
+
+
+# --- the real command line ------------------------------------------------------------------------------
+
+
+def test_the_exporter_binary_serves_only_https_with_basic_auth_from_its_web_config(pki: Pki, tmp_path: Path) -> None:
+    config = write_config(
+        pki.directory / "web.yml", {"tls_server_config": TLS, "basic_auth_users": {"prometheus": hashed("right")}}
+    )
+    (pki.directory / "server.key").chmod(0o640)
+    port = free_port()
+    args = ["--demo", "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(config)]
+    with (tmp_path / "err").open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            wait_for(lambda: _listening(port))
+            for path in PATHS:
+                assert requests.get(https(port, path), verify=pki.ca_file, timeout=5).status_code == 401
+                answer = requests.get(https(port, path), auth=("prometheus", "right"), verify=pki.ca_file, timeout=5)
+                assert answer.status_code == 200
+            assert b"tenant_total_users" not in _raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    log = (tmp_path / "err").read_text()
+    assert "tls=True" in log and "basic_auth=True" in log
+    assert "server.key (-rw-r-----)" in log and "readable by group or others" in log
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
