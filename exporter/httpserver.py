@@ -16,6 +16,7 @@ import io
 import logging
 import socket
 import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -217,8 +218,6 @@ class Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr; a broken connection is routine, anything else is a bug.
-        import sys
-
         exc = sys.exc_info()[1]
         if isinstance(exc, OSError):
             log.debug("connection error", extra={"kv": {"error": _first_line(exc)}})

@@ -373,6 +373,14 @@ def test_headers_just_within_the_limits_are_served(start: Any) -> None:
     assert answer.startswith(b"HTTP/1.1 200 ")
 
 
+def test_pipelined_requests_on_one_connection_are_all_answered_in_order(start: Any) -> None:
+    port, _ = start()
+    requests_ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = _raw(port, requests_ + b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.count(b"HTTP/1.1 200 ") == 2 and answer.count(b"HTTP/1.1 404 ") == 1
+    assert answer.index(b"ok\n") < answer.index(b"ready\n") < answer.index(b"not found\n")
+
+
 def test_a_request_with_a_body_is_not_read_as_the_next_request(start: Any) -> None:
     port, _ = start()
     smuggled = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
