@@ -75,7 +75,7 @@ _TLS_KEYS = {
     "prefer_server_cipher_suites",
     *_UNSUPPORTED,
 }
-_BCRYPT_RE = re.compile(r"^\$2[abxy]?\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+_BCRYPT_RE = re.compile(r"^\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")  # what bcrypt.checkpw reads
 
 
 @dataclass(frozen=True)

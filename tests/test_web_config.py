@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
+import bcrypt
 import pytest
 import trustme
 
+from exporter.basicauth import BasicAuth
 from exporter.errors import ConfigError
 from exporter.webconfig import load
 from tests.conftest import run_cli
@@ -143,3 +146,14 @@ def test_the_repr_of_a_web_config_shows_no_hash(tmp_path: Path) -> None:
     config = load(path)
     assert "alice" in config.users
     assert HASH not in repr(config) and HASH[10:30] not in repr(config.users)
+
+
+@pytest.mark.parametrize("prefix", ["$2y$", "$2a$", "$2b$"])
+def test_every_bcrypt_variant_htpasswd_and_others_write_is_accepted(tmp_path: Path, prefix: str) -> None:
+    hashed = prefix + bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode()[4:]
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
+    users = load(path).users
+    credentials = "Basic " + base64.b64encode(b"alice:secret").decode()
+    assert BasicAuth().check(credentials, users)
+    assert not BasicAuth().check("Basic " + base64.b64encode(b"alice:Secret").decode(), users)
