@@ -130,21 +130,32 @@ class HardenedHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _read_head(self) -> bytearray:
-        """The request line and headers, up to and including the blank line, within the limits."""
+        """The request line and headers, up to and including the blank line, within the limits.
+
+        Each byte is scanned a bounded number of times, however finely a client splits its request."""
         limits, buffer = self._limits, self._pending
+        newline = -1  # the end of the request line, once it has arrived
+        scanned = 0  # where the search for the blank line resumes
         while True:
-            del buffer[: len(buffer) - len(buffer.lstrip(b"\r\n"))]  # blank lines between requests are allowed
-            newline = buffer.find(b"\n")
-            if newline > limits.request_line or (newline < 0 and len(buffer) > limits.request_line):
-                raise _HeadError(414, "Request-URI Too Long")
-            end = _head_end(buffer)
-            if newline >= 0 and (end or len(buffer)) - (newline + 1) > limits.header_bytes:
-                raise _HeadError(431, "Request Header Fields Too Large")
-            if end:
-                head = buffer[:end]
-                del buffer[:end]
-                self._deadline = None  # the next request on this connection starts with an idle wait
-                return head
+            if newline < 0:
+                blank = 0
+                while blank < len(buffer) and buffer[blank] in b"\r\n":
+                    blank += 1  # blank lines before a request are allowed (RFC 9112, 2.2)
+                del buffer[:blank]
+                newline = buffer.find(b"\n", 0, limits.request_line + 1)
+                if newline < 0 and len(buffer) > limits.request_line:
+                    raise _HeadError(414, "Request-URI Too Long")
+                scanned = max(newline, 0)
+            if newline >= 0:
+                end = _head_end(buffer, scanned)
+                if (end or len(buffer)) - (newline + 1) > limits.header_bytes:
+                    raise _HeadError(431, "Request Header Fields Too Large")
+                if end:
+                    head = buffer[:end]
+                    del buffer[:end]
+                    self._deadline = None  # the next request on this connection starts with an idle wait
+                    return head
+                scanned = max(newline, len(buffer) - 2)  # a terminator may straddle two reads
             buffer += self._receive()
 
     def _receive(self) -> bytes:
@@ -170,9 +181,9 @@ class HardenedHandler(BaseHTTPRequestHandler):
         log.debug("http request", extra={"kv": {"client": self.address_string(), "request": format % args}})
 
 
-def _head_end(buffer: bytearray) -> int:
+def _head_end(buffer: bytearray, start: int) -> int:
     """The index just past the blank line that ends the head, or 0 if it has not arrived yet."""
-    ends = [i + n for i, n in ((buffer.find(b"\r\n\r\n"), 4), (buffer.find(b"\n\n"), 2)) if i >= 0]
+    ends = [i + n for i, n in ((buffer.find(b"\n\r\n", start), 3), (buffer.find(b"\n\n", start), 2)) if i >= 0]
     return min(ends) if ends else 0
 
 

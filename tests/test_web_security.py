@@ -381,6 +381,17 @@ def test_pipelined_requests_on_one_connection_are_all_answered_in_order(start: A
     assert answer.index(b"ok\n") < answer.index(b"ready\n") < answer.index(b"not found\n")
 
 
+def test_a_request_that_arrives_a_byte_at_a_time_is_answered(start: Any) -> None:
+    port, _ = start()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n":
+            sock.send(bytes([byte]))  # the blank line that ends the head straddles several reads
+            time.sleep(0.002)
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"ok\n")
+
+
 def test_a_request_with_a_body_is_not_read_as_the_next_request(start: Any) -> None:
     port, _ = start()
     smuggled = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
