@@ -226,6 +226,7 @@ def test_no_output_ever_holds_the_client_secret_whatever_graph_answers(
     for blob in (stdout, stderr, wrong.stdout.encode(), wrong.stderr.encode(), *served):
         assert secret.encode() not in blob
         assert secret[:12].encode() not in blob  # nor a recognisable piece of it
+        assert b"fake-at-" not in blob  # nor any access token the fake issued
     # The secret did go where it belongs: the fake's token endpoint saw it.
     assert any(secret.encode() in s.body for s in fake.seen if s.method == "POST")
 
