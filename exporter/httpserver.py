@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from exporter.basicauth import CHALLENGE
+from exporter.webconfig import san_allowed
 from exporter.webguard import WebGuard
 
 log = logging.getLogger(__name__)
@@ -201,10 +202,15 @@ class Server(ThreadingHTTPServer):
             # delayed ACK, about 40 ms on every kept-alive scrape. Go's server turns Nagle off too.
             request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection = request
-        context = self.guard.tls_context() if self.guard else None
-        if context is not None:
-            connection = self._handshake(request, context)
+        web = self.guard.current() if self.guard else None
+        if web is not None and web.context is not None:
+            connection = self._handshake(request, web.context)
             if connection is None:
+                return
+            sans = web.tls.client_allowed_sans if web.tls else ()
+            if sans and not san_allowed(connection.getpeercert() or {}, sans):
+                log.debug("client certificate has none of the allowed SANs", extra={"kv": {"client": client_address}})
+                connection.close()
                 return
         try:
             self.RequestHandlerClass(connection, client_address, self)  # type: ignore[arg-type]

@@ -16,13 +16,14 @@ Same keys and meanings as the toolkit, so an existing file carries over:
 
 Unknown keys are errors, as in the toolkit (it reads the file strictly). Toolkit options that this exporter
 cannot honour are errors too, never silently ignored, because ignoring an access rule grants access:
-inline `cert`/`key` (put them in files), `cipher_suites`, `curve_preferences`, `client_allowed_sans`,
-`rate_limit`, and the client auth type `RequireAnyClientCert` (Python's ssl module cannot ask for a
-certificate without verifying it). Every problem is reported at once, as ConfigError.
+inline `cert`/`key` (put them in files), `cipher_suites`, `curve_preferences`, `rate_limit`, and the client
+auth type `RequireAnyClientCert` (Python's ssl module cannot ask for a certificate without verifying it).
+Every problem is reported at once, as ConfigError.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import ssl
 from collections.abc import Mapping
@@ -62,7 +63,6 @@ _UNSUPPORTED = {
     "key": "inline keys are not supported: put it in a file and use key_file",
     "cipher_suites": "not supported by this exporter (OpenSSL's defaults apply)",
     "curve_preferences": "not supported by this exporter (OpenSSL's defaults apply)",
-    "client_allowed_sans": "not supported by this exporter: use a dedicated client CA instead",
 }
 _TLS_KEYS = {
     "cert_file",
@@ -73,6 +73,7 @@ _TLS_KEYS = {
     "min_version",
     "max_version",
     "prefer_server_cipher_suites",
+    "client_allowed_sans",
     *_UNSUPPORTED,
 }
 _BCRYPT_RE = re.compile(r"^\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")  # what bcrypt.checkpw reads
@@ -88,6 +89,8 @@ class TLSSettings:
     min_version: str = "TLS12"
     max_version: str = "TLS13"
     prefer_server_cipher_suites: bool = True
+    # A verified client certificate must also carry one of these subject alternative names (DNS, IP, email, URI).
+    client_allowed_sans: tuple[str, ...] = ()
 
     def files(self) -> tuple[Path, ...]:
         return (self.cert_file, self.key_file) + ((self.client_ca_file,) if self.client_ca_file else ())
@@ -229,6 +232,13 @@ def _tls(section: Any, base: Path, where: str, problems: list[str]) -> TLSSettin
         versions.append(version)
     if TLS_VERSIONS[versions[0]] > TLS_VERSIONS[versions[1]]:
         problems.append(f"{where}: min_version {versions[0]} is above max_version {versions[1]}")
+    sans = section.get("client_allowed_sans") or []
+    if not isinstance(sans, list) or not all(isinstance(san, str) and san for san in sans):
+        problems.append(f"{where}: client_allowed_sans: must be a list of names")
+        sans = []
+    elif sans and client_auth != "RequireAndVerifyClientCert":
+        # The toolkit's rule: with an optional certificate there may be no SAN to match, and nothing is refused.
+        problems.append(f"{where}: client_allowed_sans needs client_auth_type RequireAndVerifyClientCert")
     prefer = section.get("prefer_server_cipher_suites", True)
     if not isinstance(prefer, bool):
         problems.append(f"{where}: prefer_server_cipher_suites: must be true or false")
@@ -243,6 +253,7 @@ def _tls(section: Any, base: Path, where: str, problems: list[str]) -> TLSSettin
         min_version=versions[0],
         max_version=versions[1],
         prefer_server_cipher_suites=prefer is not False,
+        client_allowed_sans=tuple(sans),
     )
 
 
@@ -294,6 +305,22 @@ def _users(section: Any, where: str, problems: list[str]) -> dict[str, Secret]:
         else:
             users[user] = Secret(hashed)
     return users
+
+
+def san_allowed(peer_certificate: dict[str, Any], allowed: tuple[str, ...]) -> bool:
+    """Whether a verified peer certificate (ssl's getpeercert()) carries one of the allowed SANs.
+
+    IP addresses compare as addresses (ssl spells IPv6 in full, the configuration may not)."""
+    wanted = {_canonical(name) for name in allowed}
+    names = peer_certificate.get("subjectAltName", ())
+    return any(_canonical(value) in wanted for _kind, value in names)
+
+
+def _canonical(name: str) -> str:
+    try:
+        return str(ipaddress.ip_address(name.strip()))
+    except ValueError:
+        return name
 
 
 def _reason(exc: BaseException) -> str:

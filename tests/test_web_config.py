@@ -11,7 +11,7 @@ import trustme
 
 from exporter.basicauth import BasicAuth
 from exporter.errors import ConfigError
-from exporter.webconfig import load
+from exporter.webconfig import load, san_allowed
 from tests.conftest import run_cli
 
 HASH = "$2b$04$C4n6Y1QJ8YbvxC0VZ1r0Ku2wq1iGk9x8Kx8y3yJ0uQ9Zp1l3yZr3W"  # shape only; never checked here
@@ -72,8 +72,8 @@ BAD_FILES = [
     ),
     pytest.param(
         TLS + "  client_allowed_sans: [a]\n",
-        ["client_allowed_sans: not supported"],
-        id="unsupported-sans",
+        ["client_allowed_sans needs client_auth_type RequireAndVerifyClientCert"],
+        id="sans-without-client-certificates",
     ),
     pytest.param("rate_limit:\n  interval: 1s\n", ["rate_limit: not supported"], id="unsupported-rate-limit"),
     pytest.param(
@@ -157,3 +157,11 @@ def test_every_bcrypt_variant_htpasswd_and_others_write_is_accepted(tmp_path: Pa
     credentials = "Basic " + base64.b64encode(b"alice:secret").decode()
     assert BasicAuth().check(credentials, users)
     assert not BasicAuth().check("Basic " + base64.b64encode(b"alice:Secret").decode(), users)
+
+
+def test_allowed_sans_compare_ip_addresses_as_addresses() -> None:
+    peer = {"subjectAltName": (("DNS", "scraper.example"), ("IP Address", "2001:DB8:0:0:0:0:0:1"))}
+    assert san_allowed(peer, ("2001:db8::1",))
+    assert san_allowed(peer, ("scraper.example",))
+    assert not san_allowed(peer, ("other.example", "2001:db8::2"))
+    assert not san_allowed({}, ("scraper.example",))

@@ -55,8 +55,8 @@ class Pki:
         cert.private_key_pem.write_to_path(str(self.directory / f"{name}.key"))
 
 
-def _client_files(directory: Path, ca: trustme.CA, name: str) -> tuple[str, str]:
-    cert = ca.issue_cert("scraper@example.com")
+def _client_files(directory: Path, ca: trustme.CA, name: str, san: str = "scraper@example.com") -> tuple[str, str]:
+    cert = ca.issue_cert(san)
     cert.cert_chain_pems[0].write_to_path(str(directory / f"{name}.crt"))
     cert.private_key_pem.write_to_path(str(directory / f"{name}.key"))
     return str(directory / f"{name}.crt"), str(directory / f"{name}.key")
@@ -209,6 +209,20 @@ def test_a_required_client_certificate_must_come_from_the_client_ca(start: Any, 
     for cert in (None, pki.stranger_cert):
         with pytest.raises(requests.exceptions.ConnectionError):  # SSLError is one; TLS 1.3 may also reset
             requests.get(https(port), cert=cert, verify=pki.ca_file, timeout=5)
+
+
+def test_allowed_sans_narrow_down_which_verified_client_certificates_get_in(start: Any, pki: Pki) -> None:
+    tls = {
+        **TLS,
+        "client_auth_type": "RequireAndVerifyClientCert",
+        "client_ca_file": "client-ca.pem",
+        "client_allowed_sans": ["scraper@example.com"],
+    }
+    port, _ = start(write_config(pki.directory / "web.yml", {"tls_server_config": tls}))
+    assert requests.get(https(port), cert=pki.client_cert, verify=pki.ca_file, timeout=5).status_code == 200
+    other = _client_files(pki.directory, pki.client_ca, "other", "other.example")  # the right CA, the wrong name
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(https(port), cert=other, verify=pki.ca_file, timeout=5)
 
 
 def test_verify_client_cert_if_given_lets_clients_without_one_in(start: Any, pki: Pki) -> None:
