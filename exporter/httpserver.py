@@ -6,8 +6,8 @@
   for `idle_timeout` between requests; a client that does not read its answer is cut after `write_timeout`.
 - Size limits: the request line (414), the header block and the header count (431).
 - Only GET and HEAD (405 with Allow); a request body is never read, the connection is closed instead.
-- With a web config: TLS per connection from the current config (certificate rotation), basic auth on
-  every path (401 with WWW-Authenticate), and the configured extra headers on every answer.
+- With a web config: TLS per connection from the current config (certificate rotation), the rate limit
+  (429), basic auth on every path (401 with WWW-Authenticate), and the configured headers on every answer.
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ class HardenedHandler(BaseHTTPRequestHandler):
         self.connection.settimeout(self._limits.write_timeout)
         if self.headers.get("Content-Length", "0").strip() != "0" or "Transfer-Encoding" in self.headers:
             self.close_connection = True  # the body is never read: it must not be taken for the next request
-        if self.command not in self.allowed_methods:
+        if guard is not None and web is not None and not guard.admit(web):
+            self._answer(429, b"too many requests\n", {})
+        elif self.command not in self.allowed_methods:
             self.close_connection = True
             self._answer(405, b"method not allowed\n", {"Allow": ", ".join(self.allowed_methods)})
         elif guard is not None and web is not None and not guard.authorized(web, self.headers.get("Authorization")):

@@ -16,9 +16,9 @@ Same keys and meanings as the toolkit, so an existing file carries over:
 
 Unknown keys are errors, as in the toolkit (it reads the file strictly). Toolkit options that this exporter
 cannot honour are errors too, never silently ignored, because ignoring an access rule grants access:
-inline `cert`/`key` (put them in files), `cipher_suites`, `curve_preferences`, `rate_limit`, and the client
-auth type `RequireAnyClientCert` (Python's ssl module cannot ask for a certificate without verifying it).
-Every problem is reported at once, as ConfigError.
+inline `cert`/`key` (put them in files), `cipher_suites`, `curve_preferences`, and the client auth type
+`RequireAnyClientCert` (Python's ssl module cannot ask for a certificate without verifying it). Every problem
+is reported at once, as ConfigError.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from exporter.config import Secret
+from exporter.config import Secret, parse_duration
 from exporter.errors import ConfigError
 
 # ssl has no "request, do not verify": RequestClientCert asks for nothing, which grants the same access as the
@@ -97,6 +97,14 @@ class TLSSettings:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """The toolkit's token bucket over all requests: one token every `interval` seconds, `burst` at most."""
+
+    interval: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class WebConfig:
     """One valid reading of the file. `context` is the TLS context built from it (None: plain HTTP)."""
 
@@ -104,6 +112,7 @@ class WebConfig:
     tls: TLSSettings | None = None
     users: Mapping[str, Secret] = field(default_factory=dict, repr=False)  # user -> bcrypt hash
     headers: tuple[tuple[str, str], ...] = ()
+    rate_limit: RateLimit | None = None
     context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
 
     def files(self) -> tuple[Path, ...]:
@@ -129,13 +138,12 @@ def load(path: Path) -> WebConfig:
 
     where = f"--web.config.file {path}"
     for key in document:
-        if key == "rate_limit":
-            problems.append(f"{where}: rate_limit: not supported by this exporter")
-        elif key not in ("tls_server_config", "http_server_config", "basic_auth_users"):
+        if key not in ("tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"):
             problems.append(f"{where}: unknown key {key!r}")
     tls = _tls(document.get("tls_server_config"), path.parent, f"{where}: tls_server_config", problems)
     headers = _headers(document.get("http_server_config"), f"{where}: http_server_config", problems)
     users = _users(document.get("basic_auth_users"), f"{where}: basic_auth_users", problems)
+    rate_limit = _rate_limit(document.get("rate_limit"), f"{where}: rate_limit", problems)
     context = None
     if tls is not None and not problems:
         try:
@@ -144,7 +152,7 @@ def load(path: Path) -> WebConfig:
             problems.append(f"{where}: tls_server_config: {exc}")
     if problems:
         raise ConfigError(problems)
-    return WebConfig(path=path, tls=tls, users=users, headers=headers, context=context)
+    return WebConfig(path=path, tls=tls, users=users, headers=headers, rate_limit=rate_limit, context=context)
 
 
 def make_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
@@ -287,6 +295,31 @@ def _headers(section: Any, where: str, problems: list[str]) -> tuple[tuple[str, 
         if value:  # blank means unset, as in the toolkit
             out.append((str(name), value))
     return tuple(out)
+
+
+def _rate_limit(section: Any, where: str, problems: list[str]) -> RateLimit | None:
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        problems.append(f"{where}: must be a mapping with interval and burst")
+        return None
+    for key in section:
+        if key not in ("interval", "burst"):
+            problems.append(f"{where}: unknown key {key!r}")
+    interval_text = str(section.get("interval", "0"))
+    interval = 0.0
+    if interval_text not in ("0", "0s"):  # zero turns the limiter off, as in the toolkit
+        try:
+            interval = parse_duration(interval_text)
+        except ValueError as exc:
+            problems.append(f"{where}: interval: {exc}")
+    burst = section.get("burst", 0)
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 0:
+        problems.append(f"{where}: burst: must be a whole number, 0 or more")
+        return None
+    if interval and not burst:
+        problems.append(f"{where}: burst: must be at least 1, or every request would be refused")
+    return RateLimit(interval, burst) if interval else None
 
 
 def _users(section: Any, where: str, problems: list[str]) -> dict[str, Secret]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from exporter import webconfig
 from exporter.basicauth import BasicAuth
 from exporter.errors import ConfigError
+from exporter.ratelimit import TokenBucket
 from exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class WebGuard:
         self._lock = threading.Lock()
         self.tls = initial.tls is not None
         self.auth = BasicAuth()
+        self._bucket = _bucket(initial)
 
     def current(self) -> WebConfig:
         config = self._config
@@ -56,6 +58,13 @@ class WebGuard:
 
     def tls_context(self) -> ssl.SSLContext | None:
         return self.current().context
+
+    def admit(self, config: WebConfig) -> bool:
+        """False if the rate limit refuses this request."""
+        bucket = self._bucket
+        if config.rate_limit is None or bucket is None:
+            return True
+        return bucket.allow()
 
     def authorized(self, config: WebConfig, authorization: str | None) -> bool:
         """True if `config` asks for no authentication, or the Authorization header satisfies it."""
@@ -77,6 +86,13 @@ class WebGuard:
                 extra={"kv": {"file": str(old.path), "problems": "; ".join(exc.problems)}},
             )
             return old
+        if new.rate_limit != old.rate_limit:
+            self._bucket = _bucket(new)
         self._config, self._signature, self._rejected = new, _signature(new.files()), None
         log.info("web config reloaded", extra={"kv": {"file": str(old.path), "tls": self.tls, "users": len(new.users)}})
         return new
+
+
+def _bucket(config: WebConfig) -> TokenBucket | None:
+    limit = config.rate_limit
+    return TokenBucket(limit.interval, limit.burst) if limit else None

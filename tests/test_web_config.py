@@ -11,7 +11,8 @@ import trustme
 
 from exporter.basicauth import BasicAuth
 from exporter.errors import ConfigError
-from exporter.webconfig import load, san_allowed
+from exporter.ratelimit import TokenBucket
+from exporter.webconfig import RateLimit, load, san_allowed
 from tests.conftest import run_cli
 
 HASH = "$2b$04$C4n6Y1QJ8YbvxC0VZ1r0Ku2wq1iGk9x8Kx8y3yJ0uQ9Zp1l3yZr3W"  # shape only; never checked here
@@ -75,7 +76,9 @@ BAD_FILES = [
         ["client_allowed_sans needs client_auth_type RequireAndVerifyClientCert"],
         id="sans-without-client-certificates",
     ),
-    pytest.param("rate_limit:\n  interval: 1s\n", ["rate_limit: not supported"], id="unsupported-rate-limit"),
+    pytest.param("rate_limit:\n  interval: soon\n  burst: 5\n", ["rate_limit: interval: 'soon'"], id="bad-interval"),
+    pytest.param("rate_limit:\n  interval: 1s\n", ["burst: must be at least 1"], id="no-burst"),
+    pytest.param("rate_limit:\n  interval: 1s\n  burst: -2\n", ["burst: must be a whole number"], id="bad-burst"),
     pytest.param(
         "http_server_config:\n  headers:\n    Server: nginx\n", ["'Server' cannot be configured"], id="bad-header"
     ),
@@ -165,3 +168,23 @@ def test_allowed_sans_compare_ip_addresses_as_addresses() -> None:
     assert san_allowed(peer, ("scraper.example",))
     assert not san_allowed(peer, ("other.example", "2001:db8::2"))
     assert not san_allowed({}, ("scraper.example",))
+
+
+def test_a_rate_limit_interval_of_zero_turns_it_off(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text("rate_limit:\n  interval: 0s\n  burst: 0\n")
+    assert load(path).rate_limit is None
+    path.write_text("rate_limit:\n  interval: 500ms\n  burst: 3\n")
+    assert load(path).rate_limit == RateLimit(0.5, 3)
+
+
+def test_the_token_bucket_allows_a_burst_then_one_request_per_interval() -> None:
+    now = [0.0]
+    bucket = TokenBucket(interval=2.0, burst=3, clock=lambda: now[0])
+    assert [bucket.allow() for _ in range(4)] == [True, True, True, False]
+    now[0] += 1.9
+    assert not bucket.allow()
+    now[0] += 0.1
+    assert bucket.allow() and not bucket.allow()
+    now[0] += 100
+    assert [bucket.allow() for _ in range(4)] == [True, True, True, False]  # never more than the burst

@@ -198,6 +198,17 @@ def test_a_successful_check_is_cached_and_a_failed_one_is_not(start: Any, tmp_pa
     assert guard.auth.bcrypt_checks == 4
 
 
+def test_the_rate_limit_answers_429_beyond_its_burst(start: Any, tmp_path: Path) -> None:
+    config = {
+        "rate_limit": {"interval": "1h", "burst": 2},
+        "http_server_config": {"headers": {"X-Frame-Options": "deny"}},
+    }
+    port, _ = start(write_config(tmp_path / "web.yml", config))
+    answers = [requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].headers["X-Frame-Options"] == "deny" and "tenant_total_users" not in answers[2].text
+
+
 # --- client certificates ------------------------------------------------------------------------------
 
 
