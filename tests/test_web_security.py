@@ -196,6 +196,9 @@ def test_a_successful_check_is_cached_and_a_failed_one_is_not(start: Any, tmp_pa
     for _ in range(3):
         assert requests.get(url, auth=("u", "nope"), timeout=5).status_code == 401
     assert guard.auth.bcrypt_checks == 4
+    # An unknown user is checked against a dummy hash: the same work, so timing does not reveal who exists.
+    assert requests.get(url, auth=("nobody", "p"), timeout=5).status_code == 401
+    assert guard.auth.bcrypt_checks == 5
 
 
 def test_the_rate_limit_answers_429_beyond_its_burst(start: Any, tmp_path: Path) -> None:
@@ -330,9 +333,14 @@ def test_a_reload_cannot_switch_tls_off(start: Any, pki: Pki, caplog: pytest.Log
 def test_a_key_that_does_not_match_on_reload_keeps_the_old_certificate(start: Any, pki: Pki) -> None:
     path = write_config(pki.directory / "web.yml", {"tls_server_config": TLS})
     port, _ = start(path)
-    other = trustme.CA().issue_cert("127.0.0.1")
-    other.private_key_pem.write_to_path(str(pki.directory / "server.key"))  # half a rotation
+    new_ca = trustme.CA()
+    new_cert = new_ca.issue_cert("127.0.0.1")
+    new_cert.private_key_pem.write_to_path(str(pki.directory / "server.key"))  # half a rotation
     assert requests.get(https(port), verify=pki.ca_file, timeout=5).status_code == 200
+    new_cert.cert_chain_pems[0].write_to_path(str(pki.directory / "server.crt"))  # and the other half
+    new_ca_file = pki.directory / "new-ca.pem"
+    new_ca.cert_pem.write_to_path(str(new_ca_file))
+    assert requests.get(https(port), verify=new_ca_file, timeout=5).status_code == 200
 
 
 # --- the HTTP surface ---------------------------------------------------------------------------------
