@@ -1,0 +1,112 @@
+"""Every query of every panel of the shipped Grafana dashboard, run against a real Prometheus that scrapes the
+exporter (in demo mode, and polling the fake Graph) and evaluates the shipped recording rules."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.stack import DASHBOARD, AlwaysFailingGraph, Stack, monitoring, wait_until
+from tests.test_cli import get, running
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+# What Grafana puts in place of the dashboard's variables when "All" tenants are selected.
+VARIABLES = {"$tenant": ".+", "${tenant}": ".+"}
+
+# The modern report's series (issue 3). Until the exporter publishes them (the demo does once issue 3 has
+# landed), the panels built on them cannot show data; from then on they are checked like every other panel.
+MODERN_REPORT_SERIES = (
+    "tenant_users",
+    "credential_registered_segment_users",
+    "credential_method_registered_users",
+    "tenant:credential_admin_mfa_registered_users:ratio",
+    "tenant:credential_admins_without_mfa:count",
+)
+
+
+def panel_queries() -> list[tuple[str, str]]:
+    """(panel title, PromQL) for every target of every panel, rows' nested panels included."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = []
+
+    def walk(panels: list[dict[str, Any]]) -> None:
+        for panel in panels:
+            walk(panel.get("panels", []))
+            for target in panel.get("targets", []):
+                queries.append((panel["title"], target["expr"]))
+
+    walk(dashboard["panels"])
+    return queries
+
+
+def substitute(expr: str) -> str:
+    for name, value in VARIABLES.items():
+        expr = expr.replace(name, value)
+    assert "$" not in expr, f"a variable the test does not know: {expr}"
+    return expr
+
+
+def uses_modern_report(expr: str) -> bool:
+    return any(re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr) for name in MODERN_REPORT_SERIES)
+
+
+def test_every_panel_query_returns_data(tmp_path: Path) -> None:
+    queries = panel_queries()
+    assert len(queries) >= 15
+    graph = AlwaysFailingGraph(tmp_path)
+    polling = ("--graph.endpoint", graph.url, "--poll.interval", "2s", "--tenant.name", "contoso")
+    try:
+        with (
+            running("--demo", "--poll.interval", "2s") as (demo, _demo_proc),
+            running(*polling, env=graph.env()) as (exporter, _proc),
+            monitoring(tmp_path, [demo.removeprefix("http://"), exporter.removeprefix("http://")]) as stack,
+        ):
+            wait_until(
+                "both targets up",
+                lambda: sum(t["health"] == "up" for t in stack.targets()) == 2,
+                30,
+                stack.logs,
+            )
+            # A refused token makes the exporter retry once with a fresh one: the retries series exists.
+            wait_until(
+                "a first poll", lambda: graph.requests_to("/beta/reports/getCredentialUserRegistrationCount"), 10
+            )
+            graph.revoke_tokens()
+            modern = "\ntenant_users{" in get(demo + "/metrics")[1]
+
+            def not_yet_published(expr: str) -> bool:
+                return uses_modern_report(expr) and not modern
+
+            def without_data() -> list[tuple[str, str]]:
+                return [(title, expr) for title, expr in queries if not _has_data(stack, substitute(expr))]
+
+            deadline = time.monotonic() + 30
+            missing = without_data()
+            while any(not not_yet_published(e) for _, e in missing) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                missing = without_data()
+    finally:
+        graph.close()
+
+    unexpected = [(title, expr) for title, expr in missing if not not_yet_published(expr)]
+    assert unexpected == [], "panel queries without data:\n" + "\n".join(f"{t}: {e}" for t, e in unexpected)
+    if missing:
+        # Only panels of the modern report are empty, and only because the exporter does not publish it yet.
+        titles = sorted({title for title, _ in missing})
+        pytest.xfail(f"{len(missing)} panel queries wait for the modern report's series: {titles}")
+
+
+def _has_data(stack: Stack, expr: str) -> bool:
+    result = stack.query(expr)
+    return bool(result) and all(_finite(sample) for sample in result)
+
+
+def _finite(sample: dict[str, Any]) -> bool:
+    return not math.isnan(float(sample["value"][1]))
