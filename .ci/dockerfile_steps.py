@@ -111,10 +111,10 @@ def main() -> int:
         as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid or uid}", "--clear-groups"]
         program = shutil.which(entrypoint[0], path=final_env["PATH"])
         assert program and program.startswith(str(tmp)), f"{entrypoint[0]} is not in the image's venv"
-        for args in (["--version"], ["--demo", "--once"]):
-            print(f"+ (as {user}) {' '.join(entrypoint + args)}", flush=True)
+        for extra in (["--version"], ["--demo", "--once"]):
+            print(f"+ (as {user}) {' '.join(entrypoint + extra)}", flush=True)
             result = subprocess.run(
-                [*as_user, program, *entrypoint[1:], *args],
+                [*as_user, program, *entrypoint[1:], *extra],
                 env=final_env,
                 cwd="/",
                 capture_output=True,
@@ -122,7 +122,7 @@ def main() -> int:
                 timeout=60,
             )
             assert result.returncode == 0, result.stderr
-            if "--once" in args:
+            if "--once" in extra:
                 assert 'credential_exporter_up{tenant="demo"} 1.0' in result.stdout, result.stdout
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
