@@ -10,22 +10,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from exporter.config import RateLimit
 from exporter.errors import PollError
 
 # Graph counts a request when it arrives; ours may be delayed on the way by up to this much more than
 # the one before it, so each window is widened by this margin.
 _MARGIN = 0.25
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    requests: int
-    period: float  # seconds
-
-    def __str__(self) -> str:
-        return f"{self.requests}/{self.period:g}s"
 
 
 class Gate:
