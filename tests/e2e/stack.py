@@ -56,7 +56,7 @@ class AlwaysFailingGraph(FakeGraph):
     failing: Fault | None = None
 
     def next_fault(self, route: str) -> Fault | None:
-        return super().next_fault(route) or (self.failing if route == "legacy" else None)
+        return super().next_fault(route) or (self.failing if route in ("legacy", "details") else None)
 
 
 def http_json(url: str, timeout: float = 5) -> Any:

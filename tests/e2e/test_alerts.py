@@ -4,6 +4,7 @@ polling the fake Graph: what an operator would see when MFA coverage drops or Gr
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,10 @@ def graph(tmp_path: Path) -> Iterator[AlwaysFailingGraph]:
     fake.close()
 
 
-@pytest.fixture
-def stack(graph: AlwaysFailingGraph, tmp_path: Path) -> Iterator[Stack]:
+@contextmanager
+def polled_and_monitored(graph: AlwaysFailingGraph, tmp_path: Path, *flags: str) -> Iterator[Stack]:
     """The exporter polling the fake every 2 s, scraped by Prometheus, which alerts to Alertmanager."""
-    args = ("--graph.endpoint", graph.url, "--poll.interval", "2s", "--tenant.name", TENANT)
+    args = ("--graph.endpoint", graph.url, "--poll.interval", "2s", "--tenant.name", TENANT, *flags)
     with running(*args, env=graph.env()) as (url, _proc), monitoring(tmp_path, [url.removeprefix("http://")]) as s:
         wait_until(
             "the exporter's target up in Prometheus",
@@ -38,6 +39,12 @@ def stack(graph: AlwaysFailingGraph, tmp_path: Path) -> Iterator[Stack]:
             30,
             s.logs,
         )
+        yield s
+
+
+@pytest.fixture
+def stack(graph: AlwaysFailingGraph, tmp_path: Path) -> Iterator[Stack]:
+    with polled_and_monitored(graph, tmp_path) as s:
         yield s
 
 
@@ -103,3 +110,25 @@ def test_graph_failing_on_every_poll_reaches_alertmanager_as_polls_failing(
     assert "the numbers served are those of the last successful poll, at 20" in description
     # The last good numbers are still served, so the coverage itself is still known.
     assert stack.query(f'tenant:credential_mfa_registered_users:ratio{{tenant="{TENANT}"}}')
+
+
+def test_admins_without_mfa_in_the_modern_report_reach_alertmanager(graph: AlwaysFailingGraph, tmp_path: Path) -> None:
+    # The fake's 2,500 users: 25 admins (user 1, 101, ...), 8 of them without MFA (201, 501, ..., 2301).
+    admins = [u for u in graph.users if u["isAdmin"] is True]
+    without = [u for u in admins if not u["isMfaRegistered"]]
+    assert (len(admins), len(without)) == (25, 8)
+    with polled_and_monitored(graph, tmp_path, "--source", "details", "--graph.rate-limit", "off") as stack:
+        alert = stack.wait_for_alert("EntraAdminsWithoutMFA", TENANT)
+        assert alert["labels"] == {"alertname": "EntraAdminsWithoutMFA", "severity": "critical", "tenant": TENANT}
+        assert alert["annotations"]["summary"] == f"8 admins of tenant {TENANT} are not registered for MFA"
+        assert alert["annotations"]["description"].endswith("; 68% of its admins are.")
+        # Every admin registers: the recorded count reaches 0 and Prometheus stops sending the alert.
+        for user in without:
+            user["isMfaRegistered"] = True
+        wait_until(
+            "no admin without MFA",
+            lambda: stack.query(f'tenant:credential_admins_without_mfa:count{{tenant="{TENANT}"}} == 0'),
+            30,
+            stack.logs,
+        )
+        wait_until("the alert resolved", lambda: stack.prometheus_alerts("EntraAdminsWithoutMFA") == [], 30)

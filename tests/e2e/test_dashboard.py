@@ -1,11 +1,11 @@
 """Every query of every panel of the shipped Grafana dashboard, run against a real Prometheus that scrapes the
-exporter (in demo mode, and polling the fake Graph) and evaluates the shipped recording rules."""
+exporter (in demo mode, which simulates the modern report, and polling the fake Graph) and evaluates the
+shipped recording rules."""
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -13,22 +13,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.stack import DASHBOARD, AlwaysFailingGraph, Stack, monitoring, wait_until
-from tests.test_cli import get, running
+from tests.test_cli import running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 # What Grafana puts in place of the dashboard's variables when "All" tenants are selected.
 VARIABLES = {"$tenant": ".+", "${tenant}": ".+"}
-
-# The modern report's series (issue 3). Until the exporter publishes them (the demo does once issue 3 has
-# landed), the panels built on them cannot show data; from then on they are checked like every other panel.
-MODERN_REPORT_SERIES = (
-    "tenant_users",
-    "credential_registered_segment_users",
-    "credential_method_registered_users",
-    "tenant:credential_admin_mfa_registered_users:ratio",
-    "tenant:credential_admins_without_mfa:count",
-)
 
 
 def panel_queries() -> list[tuple[str, str]]:
@@ -53,10 +43,6 @@ def substitute(expr: str) -> str:
     return expr
 
 
-def uses_modern_report(expr: str) -> bool:
-    return any(re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr) for name in MODERN_REPORT_SERIES)
-
-
 def test_every_panel_query_returns_data(tmp_path: Path) -> None:
     queries = panel_queries()
     assert len(queries) >= 15
@@ -79,28 +65,18 @@ def test_every_panel_query_returns_data(tmp_path: Path) -> None:
                 "a first poll", lambda: graph.requests_to("/beta/reports/getCredentialUserRegistrationCount"), 10
             )
             graph.revoke_tokens()
-            modern = "\ntenant_users{" in get(demo + "/metrics")[1]
-
-            def not_yet_published(expr: str) -> bool:
-                return uses_modern_report(expr) and not modern
 
             def without_data() -> list[tuple[str, str]]:
                 return [(title, expr) for title, expr in queries if not _has_data(stack, substitute(expr))]
 
             deadline = time.monotonic() + 30
             missing = without_data()
-            while any(not not_yet_published(e) for _, e in missing) and time.monotonic() < deadline:
+            while missing and time.monotonic() < deadline:
                 time.sleep(0.5)
                 missing = without_data()
     finally:
         graph.close()
-
-    unexpected = [(title, expr) for title, expr in missing if not not_yet_published(expr)]
-    assert unexpected == [], "panel queries without data:\n" + "\n".join(f"{t}: {e}" for t, e in unexpected)
-    if missing:
-        # Only panels of the modern report are empty, and only because the exporter does not publish it yet.
-        titles = sorted({title for title, _ in missing})
-        pytest.xfail(f"{len(missing)} panel queries wait for the modern report's series: {titles}")
+    assert missing == [], "panel queries without data:\n" + "\n".join(f"{t}: {e}" for t, e in missing)
 
 
 def _has_data(stack: Stack, expr: str) -> bool:
