@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,14 @@ def panel_queries() -> list[tuple[str, str]]:
 
     walk(dashboard["panels"])
     return queries
+
+
+def tenant_variable_metric() -> str:
+    """The series the tenant variable reads its values from: label_values(<this>, tenant)."""
+    (variable,) = [v for v in json.loads(DASHBOARD.read_text())["templating"]["list"] if v["name"] == "tenant"]
+    match = re.fullmatch(r"label_values\((.+), tenant\)", variable["query"]["query"])
+    assert match, variable["query"]
+    return match.group(1)
 
 
 def substitute(expr: str) -> str:
@@ -74,6 +83,9 @@ def test_every_panel_query_returns_data(tmp_path: Path) -> None:
             while missing and time.monotonic() < deadline:
                 time.sleep(0.5)
                 missing = without_data()
+            # The tenant selector offers both tenants (Grafana runs label_values() as a series query).
+            tenants = stack.query(f"count by (tenant) ({tenant_variable_metric()})")
+            assert sorted(sample["metric"]["tenant"] for sample in tenants) == ["contoso", "demo"]
     finally:
         graph.close()
     assert missing == [], "panel queries without data:\n" + "\n".join(f"{t}: {e}" for t, e in missing)
