@@ -174,7 +174,7 @@ def test_the_service_servicemonitor_and_networkpolicy_select_the_exporter_pods()
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert kinds["ServiceMonitor"]["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert kinds["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
-    # The alert EntraCredentialExporterDown watches job="entra-credential-exporter": the Service's name.
+    # The alert EntraCredentialExporterDown watches job=~"entra-credential-exporter.*": the Service's name.
     assert service["metadata"]["name"] == "entra-credential-exporter"
     policy = kinds["NetworkPolicy"]["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
