@@ -29,10 +29,15 @@ def graph(tmp_path: Path) -> Iterator[AlwaysFailingGraph]:
 
 
 @contextmanager
-def polled_and_monitored(graph: AlwaysFailingGraph, tmp_path: Path, *flags: str) -> Iterator[Stack]:
+def polled_and_monitored(
+    graph: AlwaysFailingGraph, tmp_path: Path, *flags: str, thresholds: dict[str, tuple[str, str]] | None = None
+) -> Iterator[Stack]:
     """The exporter polling the fake every 2 s, scraped by Prometheus, which alerts to Alertmanager."""
     args = ("--graph.endpoint", graph.url, "--poll.interval", "2s", "--tenant.name", TENANT, *flags)
-    with running(*args, env=graph.env()) as (url, _proc), monitoring(tmp_path, [url.removeprefix("http://")]) as s:
+    with (
+        running(*args, env=graph.env()) as (url, _proc),
+        monitoring(tmp_path, [url.removeprefix("http://")], thresholds) as s,
+    ):
         wait_until(
             "the exporter's target up in Prometheus",
             lambda: [t for t in s.targets() if t["health"] == "up"],
@@ -132,3 +137,28 @@ def test_admins_without_mfa_in_the_modern_report_reach_alertmanager(graph: Alway
             stack.logs,
         )
         wait_until("the alert resolved", lambda: stack.prometheus_alerts("EntraAdminsWithoutMFA") == [], 30)
+
+
+def test_stale_data_reaches_alertmanager_silenced_by_the_failing_polls_that_explain_it(
+    graph: AlwaysFailingGraph, tmp_path: Path
+) -> None:
+    # Three poll intervals of the test's 2 s polls instead of the default 15 m ones.
+    stale_after = {"EntraCredentialDataStale": ("> 2700", "> 6")}
+    with polled_and_monitored(graph, tmp_path, thresholds=stale_after) as stack:
+        wait_until("a successful poll", lambda: stack.query(f'credential_exporter_up{{tenant="{TENANT}"}} == 1'), 30)
+        graph.failing = Fault(503, {"error": {"code": "ServiceUnavailable", "message": "Service Unavailable"}})
+
+        stale = stack.wait_for_alert("EntraCredentialDataStale", TENANT)
+        assert stale["labels"]["severity"] == "warning"
+        assert stale["annotations"]["summary"].startswith(f"Registration numbers of tenant {TENANT} are ")
+        # Alertmanager's example configuration inhibits it while the polls-failing alert explains it.
+        failing = stack.wait_for_alert("EntraCredentialPollsFailing", TENANT)
+        wait_until(
+            "the stale alert inhibited",
+            lambda: [a for a in stack.alertmanager_alerts("EntraCredentialDataStale") if a["status"]["inhibitedBy"]],
+            30,
+            stack.logs,
+        )
+        (stale,) = stack.alertmanager_alerts("EntraCredentialDataStale")
+        assert stale["status"]["state"] == "suppressed"
+        assert stale["status"]["inhibitedBy"] == [failing["fingerprint"]]
