@@ -175,7 +175,7 @@ def _warn_about_file_modes(config: Config, web: WebConfig | None) -> None:
     loose = readable_by_others(files)
     if loose:
         log.warning(
-            "secret files are readable by group or others: make them readable by the exporter's user only",
+            "secret files are readable by other users: make them readable by the exporter's user (or group) only",
             extra={"kv": {"files": ", ".join(loose)}},
         )
 

@@ -1,7 +1,8 @@
-"""Which secret files others can read: worth a warning at start, not a refusal.
+"""Which secret files someone other than the exporter can read: worth a warning at start, not a refusal.
 
-Kubernetes mounts secrets 0644 unless told otherwise (`defaultMode: 0400`), and some set-ups need group read
-(fsGroup), so refusing to start would break working deployments; saying so once lets the owner decide.
+"Someone other": any user (others may read), or a group the exporter is not itself in. A file readable by
+the exporter's own group is not flagged: that is how Kubernetes lets a non-root pod read a mounted secret
+(`fsGroup` plus `defaultMode: 0440`), and warning there would teach everyone to ignore the warning.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 
 
 def readable_by_others(paths: Iterable[Path]) -> list[str]:
-    """`path (mode)` for each file that its group or anyone else may read; unreadable paths are skipped."""
+    """`path (mode)` for each file that others or a foreign group may read; unreadable paths are skipped."""
+    own_groups = {os.getegid(), *os.getgroups()}
     loose = []
     for path in paths:
         try:
-            mode = os.stat(path).st_mode  # follows symlinks: the mode of the file itself counts
+            st = os.stat(path)  # follows symlinks: the mode of the file itself counts
         except OSError:
             continue
-        if mode & (stat.S_IRGRP | stat.S_IROTH):
-            loose.append(f"{path} ({stat.filemode(mode)})")
+        if st.st_mode & stat.S_IROTH or (st.st_mode & stat.S_IRGRP and st.st_gid not in own_groups):
+            loose.append(f"{path} ({stat.filemode(st.st_mode)})")
     return loose

@@ -108,18 +108,35 @@ def test_the_credential_is_not_reposted_on_a_redirect_from_the_token_endpoint(
 # --- files readable by others ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o640, True), (0o600, False), (0o400, False)])
+FOREIGN_GROUP = 54321  # a group the test process is not in
+
+
+@pytest.mark.parametrize(
+    ("mode", "group", "warned"),
+    [
+        (0o644, None, True),  # anyone may read it
+        (0o604, None, True),
+        (0o640, FOREIGN_GROUP, True),  # a group the exporter is not in
+        (0o640, None, False),  # the exporter's own group: Kubernetes' fsGroup + defaultMode 0440
+        (0o600, FOREIGN_GROUP, False),
+        (0o400, None, False),
+    ],
+)
 def test_a_secret_file_readable_by_others_earns_one_warning(
-    fake: FakeGraph, tmp_path: Path, mode: int, warned: bool
+    fake: FakeGraph, tmp_path: Path, mode: int, group: int | None, warned: bool
 ) -> None:
     secret_file = tmp_path / "secret"
     secret_file.write_text(fake.client_secret)
     secret_file.chmod(mode)
+    if group is not None:
+        if os.geteuid() != 0 or group in os.getgroups():
+            pytest.skip("needs root to give the file a foreign group")
+        os.chown(secret_file, -1, group)
     env = fake.env(AZURE_CLIENT_SECRET_FILE=str(secret_file))
     del env["AZURE_CLIENT_SECRET"]
     result = run_cli("--once", "--graph.endpoint", fake.url, env=env)
     assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stderr.splitlines() if "readable by group or others" in line]
+    lines = [line for line in result.stderr.splitlines() if "readable by" in line]
     assert len(lines) == (1 if warned else 0)
     if warned:
         assert str(secret_file) in lines[0] and "level=warn" in lines[0]

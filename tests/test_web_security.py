@@ -483,7 +483,7 @@ def test_the_exporter_binary_serves_only_https_with_basic_auth_from_its_web_conf
     config = write_config(
         pki.directory / "web.yml", {"tls_server_config": TLS, "basic_auth_users": {"prometheus": hashed("right")}}
     )
-    (pki.directory / "server.key").chmod(0o640)
+    (pki.directory / "server.key").chmod(0o604)
     port = free_port()
     args = ["--demo", "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(config)]
     with (tmp_path / "err").open("wb") as err:
@@ -508,7 +508,7 @@ def test_the_exporter_binary_serves_only_https_with_basic_auth_from_its_web_conf
                 proc.wait()
     log = (tmp_path / "err").read_text()
     assert "tls=True" in log and "basic_auth=True" in log
-    assert "server.key (-rw-r-----)" in log and "readable by group or others" in log
+    assert "server.key (-rw----r--)" in log and "readable by other users" in log
 
 
 def _listening(port: int) -> bool:
