@@ -210,6 +210,8 @@ def _serve(exporter: Exporter, web: WebConfig | None) -> int:
             extra={"kv": {"address": f"{config.listen_host}:{config.listen_port}", "error": exc.strerror or str(exc)}},
         )
         return 1
+    if web is not None and web.users and web.tls is None:
+        log.warning("basic auth without TLS: passwords cross the network in clear text")
     if config.demo:
         log.warning("demo mode: serving a simulated tenant, not real data")
     elif config.cloud.name != "global" and any(t.source == "legacy" for t in config.tenants):

@@ -517,3 +517,21 @@ def _listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_basic_auth_without_tls_is_served_with_a_warning(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "web.yml", {"basic_auth_users": {"u": hashed("p")}})
+    port = free_port()
+    args = ["--demo", "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(config)]
+    with (tmp_path / "err").open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err
+        )
+        try:
+            wait_for(lambda: _listening(port))
+            assert requests.get(f"http://127.0.0.1:{port}/metrics", auth=("u", "p"), timeout=5).status_code == 200
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    warnings = [line for line in (tmp_path / "err").read_text().splitlines() if "without TLS" in line]
+    assert len(warnings) == 1 and "level=warn" in warnings[0]
