@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from exporter.basicauth import CHALLENGE
-from exporter.webconfig import san_allowed
+from exporter.tlscontext import san_allowed
 from exporter.webguard import WebGuard
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,6 @@ is reported at once, as ConfigError.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import ssl
 from collections.abc import Mapping
@@ -35,21 +34,8 @@ import yaml
 
 from exporter.config import Secret, parse_duration
 from exporter.errors import ConfigError
+from exporter.tlscontext import CLIENT_AUTH_TYPES, TLS_VERSIONS, TLSSettings, make_ssl_context, reason
 
-# ssl has no "request, do not verify": RequestClientCert asks for nothing, which grants the same access as the
-# toolkit's (it never looks at an unverified certificate either).
-CLIENT_AUTH_TYPES = {
-    "NoClientCert": ssl.CERT_NONE,
-    "RequestClientCert": ssl.CERT_NONE,
-    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
-    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
-}
-TLS_VERSIONS = {
-    "TLS10": ssl.TLSVersion.TLSv1,
-    "TLS11": ssl.TLSVersion.TLSv1_1,
-    "TLS12": ssl.TLSVersion.TLSv1_2,
-    "TLS13": ssl.TLSVersion.TLSv1_3,
-}
 # The toolkit's list, with its allowed values where it restricts them (None: any value).
 HEADERS: dict[str, tuple[str, ...] | None] = {
     "Strict-Transport-Security": None,
@@ -77,23 +63,6 @@ _TLS_KEYS = {
     *_UNSUPPORTED,
 }
 _BCRYPT_RE = re.compile(r"^\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")  # what bcrypt.checkpw reads
-
-
-@dataclass(frozen=True)
-class TLSSettings:
-    cert_file: Path
-    key_file: Path
-    client_auth_type: str = "NoClientCert"
-    client_ca_file: Path | None = None
-    client_ca: str | None = None  # inline PEM, as the toolkit allows
-    min_version: str = "TLS12"
-    max_version: str = "TLS13"
-    prefer_server_cipher_suites: bool = True
-    # A verified client certificate must also carry one of these subject alternative names (DNS, IP, email, URI).
-    client_allowed_sans: tuple[str, ...] = ()
-
-    def files(self) -> tuple[Path, ...]:
-        return (self.cert_file, self.key_file) + ((self.client_ca_file,) if self.client_ca_file else ())
 
 
 @dataclass(frozen=True)
@@ -126,7 +95,7 @@ def load(path: Path) -> WebConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"--web.config.file: cannot read {path}: {_reason(exc)}"]) from None
+        raise ConfigError([f"--web.config.file: cannot read {path}: {reason(exc)}"]) from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -153,37 +122,6 @@ def load(path: Path) -> WebConfig:
     if problems:
         raise ConfigError(problems)
     return WebConfig(path=path, tls=tls, users=users, headers=headers, rate_limit=rate_limit, context=context)
-
-
-def make_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
-    """A server context from the settings; ValueError says which file or setting is wrong."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = TLS_VERSIONS[tls.min_version]
-    context.maximum_version = TLS_VERSIONS[tls.max_version]
-    context.options |= ssl.OP_NO_RENEGOTIATION
-    if tls.prefer_server_cipher_suites:
-        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    context.set_alpn_protocols(["http/1.1"])
-    try:
-        # An encrypted key would make OpenSSL prompt on the terminal: answer with an empty password instead.
-        context.load_cert_chain(tls.cert_file, tls.key_file, password=lambda: b"")
-    except (ssl.SSLError, OSError) as exc:
-        raise ValueError(
-            f"cannot load cert_file {tls.cert_file} with key_file {tls.key_file} "
-            f"(an unencrypted PEM key matching the certificate is needed): {_reason(exc)}"
-        ) from None
-    context.verify_mode = CLIENT_AUTH_TYPES[tls.client_auth_type]
-    if context.verify_mode != ssl.CERT_NONE:
-        try:
-            if tls.client_ca_file or tls.client_ca:
-                context.load_verify_locations(
-                    cafile=str(tls.client_ca_file) if tls.client_ca_file else None, cadata=tls.client_ca
-                )
-            else:
-                context.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # the toolkit (Go) uses the system's roots
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"cannot load the client CA: {_reason(exc)}") from None
-    return context
 
 
 def _tls(section: Any, base: Path, where: str, problems: list[str]) -> TLSSettings | None:
@@ -338,30 +276,6 @@ def _users(section: Any, where: str, problems: list[str]) -> dict[str, Secret]:
         else:
             users[user] = Secret(hashed)
     return users
-
-
-def san_allowed(peer_certificate: dict[str, Any], allowed: tuple[str, ...]) -> bool:
-    """Whether a verified peer certificate (ssl's getpeercert()) carries one of the allowed SANs.
-
-    IP addresses compare as addresses (ssl spells IPv6 in full, the configuration may not)."""
-    wanted = {_canonical(name) for name in allowed}
-    names = peer_certificate.get("subjectAltName", ())
-    return any(_canonical(value) in wanted for _kind, value in names)
-
-
-def _canonical(name: str) -> str:
-    try:
-        return str(ipaddress.ip_address(name.strip()))
-    except ValueError:
-        return name
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return str(exc.reason)
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _yaml_reason(exc: yaml.YAMLError) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 import threading
 from pathlib import Path
 
@@ -55,9 +54,6 @@ class WebGuard:
             return config
         with self._lock:
             return self._reload()
-
-    def tls_context(self) -> ssl.SSLContext | None:
-        return self.current().context
 
     def admit(self, config: WebConfig) -> bool:
         """False if the rate limit refuses this request."""
