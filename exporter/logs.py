@@ -36,14 +36,25 @@ class _Formatter(logging.Formatter):
         fields.update(getattr(record, "kv", {}))
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
+        # Scrub each value before it is escaped: a secret holding a quote, a backslash or a non-ASCII character
+        # no longer reads the same once logfmt or JSON has escaped it, and would slip past the scrub below.
+        fields = {key: self._scrub_value(value) for key, value in fields.items()}
         line = (
             json.dumps(fields, default=str)
             if self._json
             else " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
         )
+        return self._scrub(line)
+
+    def _scrub(self, text: str) -> str:
         for secret in self._secrets:
-            line = line.replace(secret, REDACTED)
-        return line
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def _scrub_value(self, value: object) -> object:
+        if value is None or isinstance(value, bool | int | float | list | dict):
+            return value  # numbers stay numbers in JSON; containers are scrubbed as a whole line
+        return self._scrub(str(value))
 
 
 def _logfmt_value(value: object) -> str:

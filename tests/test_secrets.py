@@ -4,6 +4,8 @@ any output; secret files readable by others are pointed out; configured names ca
 from __future__ import annotations
 
 import html
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +20,8 @@ import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter import logs
+from exporter.config import Secret
 from exporter.credentials import token_provider
 from exporter.errors import BadResponse, PollError
 from exporter.graph import GraphClient
@@ -256,3 +260,21 @@ def test_an_error_raised_while_getting_a_token_does_not_carry_the_secret(fake: F
         provider.token()
     for text in (str(caught.value), repr(caught.value), repr(exporter.config), str(caught.value.fields())):
         assert fake.client_secret not in text
+
+
+# --- the log scrubber ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["logfmt", "json"])
+@pytest.mark.parametrize("secret", ['pa"ss\\word', "pässwörd-ü", "tab\there", "plain-Secret_value~1"])
+def test_the_log_scrubber_catches_a_secret_however_the_format_escapes_it(fmt: str, secret: str) -> None:
+    formatter = logs._Formatter(fmt, [Secret(secret)])
+    record = logging.LogRecord("exporter", logging.WARNING, __file__, 1, "failed with %s", (secret,), None)
+    record.kv = {"detail": f"the password {secret} was refused", "count": 3}
+    line = formatter.format(record)
+    escaped = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    escaped.add(secret.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t"))
+    assert not any(form in line for form in escaped), line
+    assert line.count(logs.REDACTED) == 2
+    if fmt == "json":
+        assert json.loads(line)["count"] == 3
