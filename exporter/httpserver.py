@@ -63,6 +63,9 @@ class HardenedHandler(BaseHTTPRequestHandler):
     """Reads and vets the request; subclasses implement do_GET and do_HEAD only."""
 
     protocol_version = "HTTP/1.1"
+    # What a request line without a version is taken for: the base class says HTTP/0.9, and answers a
+    # malformed request line with a bare body and no status line. No client of ours speaks 0.9.
+    default_request_version = "HTTP/1.0"
     sys_version = ""
     allowed_methods = ("GET", "HEAD")
 

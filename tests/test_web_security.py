@@ -21,6 +21,8 @@ import requests
 import trustme
 import yaml
 from cryptography import x509
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.app import Exporter
 from exporter.config import Flags, build_config
@@ -535,3 +537,32 @@ def test_basic_auth_without_tls_is_served_with_a_warning(tmp_path: Path) -> None
             proc.wait(timeout=10)
     warnings = [line for line in (tmp_path / "err").read_text().splitlines() if "without TLS" in line]
     assert len(warnings) == 1 and "level=warn" in warnings[0]
+
+
+# --- hostile requests ---------------------------------------------------------------------------------------
+
+
+def test_any_request_head_gets_an_http_answer_or_a_closed_connection_never_a_crash(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = serve(app, "127.0.0.1", 0, None, Limits(head_timeout=2.0))
+    port = int(server.server_address[1])
+    caplog.set_level(logging.ERROR, logger="exporter")
+    verbs = st.sampled_from([b"GET", b"HEAD", b"POST", b"G\x00T", b""])
+    line = st.tuples(verbs, st.binary(max_size=40)).map(b"".join)
+    heads = st.lists(line | st.binary(max_size=80), min_size=1, max_size=8).map(b"\r\n".join)
+
+    @settings(max_examples=100, deadline=None)
+    @given(heads)
+    def check(head: bytes) -> None:
+        answer = _raw(port, head + b"\r\n\r\n")
+        assert answer == b"" or answer.startswith(b"HTTP/1."), answer[:80]
+        assert b"tenant_total_users" not in answer or answer.startswith(b"HTTP/1.1 200 ")
+
+    try:
+        check()
+        assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200  # still serving
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
