@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -566,3 +567,25 @@ def test_any_request_head_gets_an_http_answer_or_a_closed_connection_never_a_cra
         server.shutdown()
         server.server_close()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_answers_are_not_held_back_by_nagles_algorithm(app: App) -> None:
+    """Headers and body leave in two writes: with Nagle on, every kept-alive scrape would wait ~40 ms for the
+    client's delayed ACK (docs/benchmarks.md). Checked on the socket itself, not by timing."""
+    server = serve(app, "127.0.0.1", 0, None, Limits(head_timeout=5.0))
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            client = socket.create_connection(listener.getsockname(), timeout=5)
+            accepted, address = listener.accept()
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0  # the kernel's default
+            worker = threading.Thread(target=server.finish_request, args=(accepted, address))
+            worker.start()
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert client.recv(1024).startswith(b"HTTP/1.1 200 ")
+            worker.join(timeout=5)  # finish_request leaves closing the socket to its caller
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            client.close()
+            accepted.close()
+    finally:
+        server.shutdown()
+        server.server_close()
