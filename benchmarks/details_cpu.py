@@ -144,10 +144,10 @@ class Run:
     out: str
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> Run:
+def measure(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> Run:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
-        child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait for it again
         wall = time.monotonic() - started
@@ -197,7 +197,9 @@ class Server:
             self.child.wait()
 
 
-def bench_size(users: int, kinds: list[str], repeat: int, page_size: int) -> dict[str, list[Run]]:
+def bench_size(
+    users: int, kinds: list[str], repeat: int, page_size: int, baseline: Path | None = None
+) -> dict[str, list[Run]]:
     server = Server(users, page_size)
     try:
         info = server.info
@@ -226,13 +228,16 @@ def bench_size(users: int, kinds: list[str], repeat: int, page_size: int) -> dic
                 "warn",
             ],
         }
+        if baseline:  # the same command, run from another copy of the source tree (e.g. an older commit)
+            commands["baseline"] = commands["exporter"]
         want = expected(users)
         runs: dict[str, list[Run]] = {kind: [] for kind in kinds}
         for rep in range(repeat):
             order = kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]  # rotate: noise falls on all alike
             for kind in order:
-                run = measure(commands[kind], env)
-                got = exporter_sums(run.out) if kind == "exporter" else json.loads(run.out)
+                cwd = baseline if kind == "baseline" and baseline else ROOT
+                run = measure(commands[kind], env, cwd)
+                got = exporter_sums(run.out) if kind in ("exporter", "baseline") else json.loads(run.out)
                 if got != want:
                     raise RuntimeError(f"{kind} summed {got} for {users} users, expected {want}")
                 runs[kind].append(run)
@@ -261,6 +266,11 @@ def main() -> None:
     p.add_argument("--sdk-sizes", default="1000,3000", help="tenant sizes for the SDK too (it is slow)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--page-size", type=int, default=999)
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="also run the exporter from this copy of the source tree (e.g. `git archive` of an older commit)",
+    )
     # the children's modes
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     p.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
@@ -280,10 +290,10 @@ def main() -> None:
     sdk_sizes = [int(s) for s in args.sdk_sizes.split(",") if s]
     results: dict[int, dict[str, list[Run]]] = {}
     for users in sorted(set(sizes) | set(sdk_sizes)):
-        kinds = ["bare", "exporter"] + (["sdk"] if users in sdk_sizes else [])
+        kinds = ["bare", "exporter"] + (["baseline"] if args.baseline else []) + (["sdk"] if users in sdk_sizes else [])
         if users not in sizes:
             kinds = ["bare", "sdk"]
-        results[users] = bench_size(users, kinds, args.repeat, args.page_size)
+        results[users] = bench_size(users, kinds, args.repeat, args.page_size, args.baseline)
 
     print(f"\nMedians of {args.repeat} runs; CPU = user + system time of the child process, start-up included.\n")
     print("| users | client | CPU s (median) | CPU s (min to max) | CPU µs/user | peak RSS MB (median) |")
@@ -306,7 +316,7 @@ def main() -> None:
 
     print("\n| client | CPU µs per user past start-up (slope between sizes) |")
     print("|---|---:|")
-    slopes = {k: marginal(k, sizes if k != "sdk" else sdk_sizes) for k in ("bare", "exporter", "sdk")}
+    slopes = {k: marginal(k, sizes if k != "sdk" else sdk_sizes) for k in ("bare", "exporter", "baseline", "sdk")}
     for kind, slope in slopes.items():
         if slope is not None:
             print(f"| {kind} | {slope * 1e6:,.2f} |")
@@ -314,6 +324,9 @@ def main() -> None:
         top = max(sizes)
         ratio = median(results[top]["exporter"], "cpu") / median(results[top]["bare"], "cpu")
         print(f"\nexporter / bare CPU at {top:,} users: {ratio:.2f}x (whole process)")
+        if "baseline" in results[top]:
+            ratio = median(results[top]["baseline"], "cpu") / median(results[top]["bare"], "cpu")
+            print(f"baseline / bare CPU at {top:,} users: {ratio:.2f}x (whole process)")
         if slopes["exporter"] and slopes["bare"]:
             print(f"exporter / bare CPU per user past start-up: {slopes['exporter'] / slopes['bare']:.2f}x")
         if slopes["sdk"] and slopes["exporter"]:

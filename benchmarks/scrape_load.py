@@ -49,6 +49,8 @@ class Window:
     pages: int  # pages the exporter fetched during the window
     seconds: float
     listen_overflows: int  # the kernel's count of connections dropped for a full accept queue (whole machine)
+    exporter_cpu: float  # seconds of CPU the exporter used during the window
+    load: float  # the machine's 1-minute load average at the window's end (other work included)
 
 
 def scraper(
@@ -132,10 +134,17 @@ def listen_overflows() -> int:
     return 0
 
 
-def run_window(name: str, port: int, args: argparse.Namespace) -> Window:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_window(name: str, port: int, pid: int, args: argparse.Namespace) -> Window:
     before = pages_fetched(port)
     overflows = listen_overflows()
-    start = time.time() + 1.0  # every scraper starts together
+    cpu = cpu_seconds(pid)
+    start = time.time() + 3.0  # every scraper starts together, once all 16 processes are up
     end = start + args.window
     jobs = [(port, start, end, args.every, args.timeout, args.users)] * args.scrapers
     with multiprocessing.get_context("spawn").Pool(args.scrapers) as pool:
@@ -148,6 +157,8 @@ def run_window(name: str, port: int, args: argparse.Namespace) -> Window:
         pages,
         args.window,
         listen_overflows() - overflows,
+        cpu_seconds(pid) - cpu,
+        os.getloadavg()[0],
     )
 
 
@@ -190,13 +201,13 @@ def main() -> None:
             wait_for("the first poll", lambda: last_success(port) > 0, 300)
             print(f"first poll done after {time.monotonic() - started:.0f}s; idle window", file=sys.stderr)
             first = last_success(port)
-            idle = run_window("idle", port, args)
+            idle = run_window("idle", port, exporter.pid, args)
             if idle.pages != 0:
                 raise RuntimeError("the exporter fetched pages during the idle window: lengthen --interval")
             print("waiting for the second poll to begin", file=sys.stderr)
             pages = pages_fetched(port)
             wait_for("the second poll", lambda: pages_fetched(port) > pages, 300)
-            paging = run_window("paging", port, args)
+            paging = run_window("paging", port, exporter.pid, args)
             if last_success(port) != first or paging.pages == 0:
                 raise RuntimeError("the second poll was not in progress for the whole window: lower --rate-limit")
         finally:
@@ -215,16 +226,21 @@ def main() -> None:
         f"\n{args.scrapers} scrapers, each every {args.every:g}s for {args.window:g}s per window; "
         f"{args.users:,} users; paging paced at {args.rate_limit}.\n"
     )
-    print("| exporter | scrapes | failed | pages fetched meanwhile | p50 ms | p99 ms | max ms | listen overflows |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| exporter | scrapes | failed | pages fetched meanwhile | p50 ms | p99 ms | max ms "
+        "| exporter CPU s | load avg |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for w in (idle, paging):
         lat = w.latencies or [float("nan")]
         print(
             f"| {w.name} | {len(w.latencies) + len(w.failures)} | {len(w.failures)} | {w.pages} | "
             f"{statistics.median(lat) * 1e3:.1f} | {percentile(lat, 99) * 1e3:.1f} | {max(lat) * 1e3:.1f} | "
-            f"{w.listen_overflows} |"
+            f"{w.exporter_cpu:.1f} | {w.load:.1f} |"
         )
     for w in (idle, paging):
+        if w.listen_overflows:
+            print(f"{w.name}: {w.listen_overflows} connections dropped for a full accept queue (1 s SYN retry)")
         for failure in sorted(set(w.failures))[:10]:
             print(f"{w.name}: failed scrape: {failure}")
 
