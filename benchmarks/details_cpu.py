@@ -15,7 +15,8 @@ machine falls on all of them alike:
 Every child's answer is checked against the fake tenant's known sums. Medians over --repeat runs are
 printed as Markdown, with the spread. Needs `pip install -e '.[test,bench]'`. Usage:
 
-    python3 benchmarks/details_cpu.py [--sizes 30000,100000,300000] [--sdk-sizes 1000,3000] [--repeat 3]
+    python3 benchmarks/details_cpu.py [--sizes 30000,100000,300000] [--sdk-sizes 1000,10000] [--repeat 3]
+        [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -263,7 +264,7 @@ def spread(runs: list[Run]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="30000,100000,300000", help="tenant sizes for bare and exporter")
-    p.add_argument("--sdk-sizes", default="1000,3000", help="tenant sizes for the SDK too (it is slow)")
+    p.add_argument("--sdk-sizes", default="1000,10000", help="tenant sizes for the SDK too (it is slow)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--page-size", type=int, default=999)
     p.add_argument(
