@@ -196,7 +196,9 @@ def _head_end(buffer: bytearray, start: int) -> int:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 64
+    # socketserver's default backlog is 5: when more scrapers than that connect at once while the accept
+    # thread waits for the GIL (a page being summed), the kernel drops their SYNs and they retry 1 s later.
+    request_queue_size = 128
     guard: WebGuard | None = None
     limits: Limits = Limits()
 
