@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, fields, replace
 
 import requests
 from prometheus_client import CollectorRegistry
@@ -11,7 +12,7 @@ from exporter.collector import RegistrationCollector
 from exporter.config import Config, Demo, Tenant
 from exporter.credentials import token_provider
 from exporter.graph import GraphClient
-from exporter.pacing import Gate
+from exporter.pacing import Gate, Window
 from exporter.poller import Poller, TenantJob
 from exporter.sources import Source
 from exporter.sources.demo import DemoSource
@@ -19,7 +20,8 @@ from exporter.sources.legacy import LegacySource
 from exporter.telemetry import TenantCounters
 
 
-def build_job(tenant: Tenant, config: Config, stop: threading.Event) -> TenantJob:
+def build_job(tenant: Tenant, config: Config, stop: threading.Event, shared: Window | None = None) -> TenantJob:
+    """One tenant's job; `shared` is the rate window every tenant's requests pass through."""
     counters = TenantCounters()
     source: Source
     if isinstance(tenant.credential, Demo):
@@ -28,7 +30,7 @@ def build_job(tenant: Tenant, config: Config, stop: threading.Event) -> TenantJo
         graph = GraphClient(
             root=config.graph_root,
             tokens=token_provider(tenant, config),
-            gate=Gate(None, sleep=stop.wait),
+            gate=Gate(None, sleep=stop.wait, shared=shared),
             counters=counters,
             read_timeout=config.http_timeout,
             sleep=stop.wait,
@@ -38,12 +40,32 @@ def build_job(tenant: Tenant, config: Config, stop: threading.Event) -> TenantJo
     return TenantJob(tenant.name, source, counters)
 
 
+def owned(config: Config) -> tuple[Tenant, ...]:
+    """The tenants this replica polls and serves: its shard of the configured ones."""
+    return tuple(t for t in config.tenants if config.shard.owns(t.tenant_id))
+
+
+# What a reload cannot change in a running process: everything but the tenants (and their secrets).
+_RELOADED_FIELDS = frozenset({"tenants", "secrets"})
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    restart_needed: tuple[str, ...]  # Config fields that differ but only take effect at a restart
+
+
 class Exporter:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.stop = threading.Event()
+        # One window for every tenant's requests: Graph also limits an app across all its tenants.
+        self.shared_window = Window(config.global_rate_limit) if config.global_rate_limit else None
+        self._jobs = {tenant: self._build(tenant) for tenant in owned(config)}
         self.poller = Poller(
-            [build_job(tenant, config, self.stop) for tenant in config.tenants],
+            list(self._jobs.values()),
             interval=config.poll_interval,
             timeout=config.poll_timeout,
             concurrency=config.poll_concurrency,
@@ -51,3 +73,44 @@ class Exporter:
         )
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text))
+
+    def _build(self, tenant: Tenant) -> TenantJob:
+        return build_job(tenant, self.config, self.stop, self.shared_window)
+
+    def reload(self, new: Config) -> Reloaded:
+        """Adopt `new`'s tenants without a restart.
+
+        An unchanged tenant keeps its job: status, counters, pacing and MSAL token cache. A tenant whose
+        settings changed (same name and tenant ID) gets a new job that keeps its last status and counters,
+        so its series go on; added tenants are polled at once; removed ones leave /metrics.
+        """
+        old_jobs = self._jobs
+        by_name = {tenant.name: (tenant, job) for tenant, job in old_jobs.items()}
+        jobs: dict[Tenant, TenantJob] = {}
+        added, changed = [], []
+        for tenant in owned(new):
+            if tenant in old_jobs:
+                jobs[tenant] = old_jobs[tenant]
+                continue
+            jobs[tenant] = job = self._build(tenant)
+            previous = by_name.get(tenant.name)
+            if previous is not None and previous[0].tenant_id.lower() == tenant.tenant_id.lower():
+                job.counters, job.status = previous[1].counters, previous[1].status
+                changed.append(tenant.name)
+            else:
+                added.append(tenant.name)
+        removed = [tenant.name for tenant in old_jobs if tenant not in jobs and tenant.name not in changed]
+        restart = tuple(
+            f.name
+            for f in fields(new)
+            if f.name not in _RELOADED_FIELDS and getattr(new, f.name) != getattr(self.config, f.name)
+        )
+        self._jobs = jobs
+        self.config = replace_tenants(self.config, new)
+        self.poller.replace_jobs(list(jobs.values()))
+        return Reloaded(tuple(added), tuple(removed), tuple(changed), restart)
+
+
+def replace_tenants(running: Config, new: Config) -> Config:
+    """The running configuration with the new one's tenants; secrets of both, for scrubbing logs."""
+    return replace(running, tenants=new.tenants, secrets=tuple(dict.fromkeys(running.secrets + new.secrets)))

@@ -1,15 +1,18 @@
-"""Pacing of requests to one tenant: a sliding-window rate limit plus Graph's Retry-After holds.
+"""Pacing of requests: sliding-window rate limits plus Graph's Retry-After holds.
 
 One Gate lives as long as its tenant, across polls, so a Retry-After received at the end of one poll
-still holds back the first request of the next.
+still holds back the first request of the next. Graph also limits an app across all its tenants, so a
+Gate may share one more window with every other tenant's Gate: a request then waits for both.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from exporter.errors import PollError
@@ -27,6 +30,43 @@ class RateLimit:
     def __str__(self) -> str:
         return f"{self.requests}/{self.period:g}s"
 
+    @classmethod
+    def parse(cls, text: str) -> RateLimit | None:
+        """`5/10s` (requests per period), or None for `off`; raise ValueError."""
+        text = text.strip()
+        if text.lower() == "off":
+            return None
+        match = _RATE_RE.match(text)
+        if match is None:
+            raise ValueError(f"{text!r} is not a rate like 5/10s (requests per period) or off")
+        requests, number, unit = int(match.group(1)), float(match.group(2) or 1), match.group(3)
+        period = number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+        if requests < 1 or period <= 0:
+            raise ValueError(f"{text!r} must allow at least one request in a period longer than zero")
+        return cls(requests, period)
+
+
+_RATE_RE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)?(ms|s|m|h)$")
+
+
+class Window:
+    """A sliding window of the send times of the last `limit.requests` requests; shareable between Gates."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
+        self.lock = threading.Lock()
+        self._sent: deque[float] = deque(maxlen=limit.requests)
+
+    def next_slot(self, now: float) -> float:
+        """The earliest time a request may be sent (call with `lock` held)."""
+        if len(self._sent) == self.limit.requests:
+            return max(now, self._sent[0] + self.limit.period + _MARGIN)
+        return now
+
+    def record(self, now: float) -> None:
+        """A request is sent now (call with `lock` held)."""
+        self._sent.append(now)
+
 
 class Gate:
     def __init__(
@@ -35,13 +75,17 @@ class Gate:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], bool],
+        shared: Window | None = None,
     ) -> None:
-        """`sleep(seconds)` waits and returns True if the exporter is shutting down meanwhile."""
-        self._limit = limit
+        """`sleep(seconds)` waits and returns True if the exporter is shutting down meanwhile.
+
+        `shared` is a window every tenant's Gate passes through too (Graph's limit across tenants).
+        """
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._sent: deque[float] = deque(maxlen=limit.requests if limit else 1)
+        # The tenant's own window first: locks are always taken in this order, so two Gates never deadlock.
+        self._windows = tuple(w for w in (Window(limit) if limit else None, shared) if w is not None)
         self._hold_until = 0.0
 
     def hold_until(self, when: float) -> None:
@@ -53,12 +97,6 @@ class Gate:
         with self._lock:
             return self._hold_until
 
-    def _next_slot(self, now: float) -> float:
-        slot = max(now, self._hold_until)
-        if self._limit and len(self._sent) == self._limit.requests:
-            slot = max(slot, self._sent[0] + self._limit.period + _MARGIN)
-        return slot
-
     def wait_turn(self, deadline: float) -> float:
         """Wait until a request may be sent; return the seconds waited.
 
@@ -66,13 +104,16 @@ class Gate:
         """
         waited = 0.0
         while True:
-            with self._lock:
+            with self._lock, ExitStack() as locked:
+                for window in self._windows:
+                    locked.enter_context(window.lock)
                 now = self._clock()
-                slot = self._next_slot(now)
+                slot = max(now, self._hold_until, *(w.next_slot(now) for w in self._windows))
                 held = slot == self._hold_until
                 if slot <= now:
-                    if self._limit:
-                        self._sent.append(now)
+                    # Recorded in every window at once, with the time the request really leaves.
+                    for window in self._windows:
+                        window.record(now)
                     return waited
             if slot > deadline:
                 why = "Graph asked us to wait (Retry-After)" if held else "the rate limit allows the next request"
