@@ -107,6 +107,11 @@ def read_document(path: str, problems: list[str]) -> dict[str, Any] | None:
         return None
     try:
         document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problems.append(f"{path}: {where}not valid YAML: {exc.problem or exc.context}")
+        return None
     except yaml.YAMLError as exc:
         problems.append(f"{path}: not valid YAML: {' '.join(str(exc).split())}")
         return None

@@ -42,7 +42,7 @@ class RateLimit:
         requests, number, unit = int(match.group(1)), float(match.group(2) or 1), match.group(3)
         period = number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
         if requests < 1 or period <= 0:
-            raise ValueError(f"{text!r} must allow at least one request in a period longer than zero")
+            raise ValueError(f"{text!r} must allow at least one request (like 5/10s) in a period longer than zero")
         return cls(requests, period)
 
 
