@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 import requests
@@ -15,28 +16,50 @@ from exporter.graph import GraphClient
 from exporter.pacing import Gate, Window
 from exporter.poller import Poller, TenantJob
 from exporter.sources import Source
+from exporter.sources.auto import AutoSource
 from exporter.sources.demo import DemoSource
+from exporter.sources.details import DetailsSource, Progress
 from exporter.sources.legacy import LegacySource
 from exporter.telemetry import TenantCounters
 
+# Told of each page of the details report: tenant, pages, users so far, seconds since the poll began.
+ProgressReporter = Callable[[str, int, int, float], None]
 
-def build_job(tenant: Tenant, config: Config, stop: threading.Event, shared: Window | None = None) -> TenantJob:
-    """One tenant's job; `shared` is the rate window every tenant's requests pass through."""
+
+def build_job(
+    tenant: Tenant,
+    config: Config,
+    stop: threading.Event,
+    progress: ProgressReporter | None = None,
+    shared: Window | None = None,
+) -> TenantJob:
+    """One tenant's job; `shared` is the rate window every tenant's requests pass through too."""
     counters = TenantCounters()
-    source: Source
     if isinstance(tenant.credential, Demo):
-        source = DemoSource()
-    else:
-        graph = GraphClient(
-            root=config.graph_root,
-            tokens=token_provider(tenant, config),
-            gate=Gate(None, sleep=stop.wait, shared=shared),
-            counters=counters,
-            read_timeout=config.http_timeout,
-            sleep=stop.wait,
-            session=requests.Session(),
-        )
-        source = LegacySource(graph)
+        return TenantJob(tenant.name, DemoSource(), counters)
+    graph = GraphClient(
+        root=config.graph_root,
+        tokens=token_provider(tenant, config),
+        gate=Gate(config.rate_limit, sleep=stop.wait, shared=shared),
+        counters=counters,
+        read_timeout=config.http_timeout,
+        sleep=stop.wait,
+        session=requests.Session(),
+    )
+    legacy = LegacySource(graph)
+    on_page: Progress | None = None
+    if progress is not None:
+        report_progress = progress
+
+        def on_page(pages: int, users: int, elapsed: float) -> None:
+            report_progress(tenant.name, pages, users, elapsed)
+
+    details = DetailsSource(graph, page_size=config.page_size, max_pages=config.max_pages, progress=on_page)
+    source: Source = AutoSource(legacy, details, tenant.name)
+    if tenant.source == "legacy":
+        source = legacy
+    elif tenant.source == "details":
+        source = details
     return TenantJob(tenant.name, source, counters)
 
 
@@ -58,11 +81,12 @@ class Reloaded:
 
 
 class Exporter:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, progress: ProgressReporter | None = None) -> None:
         self.config = config
         self.stop = threading.Event()
         # One window for every tenant's requests: Graph also limits an app across all its tenants.
         self.shared_window = Window(config.global_rate_limit) if config.global_rate_limit else None
+        self._progress = progress
         self._jobs = {tenant: self._build(tenant) for tenant in owned(config)}
         self.poller = Poller(
             list(self._jobs.values()),
@@ -75,7 +99,7 @@ class Exporter:
         self.registry.register(RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text))
 
     def _build(self, tenant: Tenant) -> TenantJob:
-        return build_job(tenant, self.config, self.stop, self.shared_window)
+        return build_job(tenant, self.config, self.stop, self._progress, self.shared_window)
 
     def reload(self, new: Config) -> Reloaded:
         """Adopt `new`'s tenants without a restart.

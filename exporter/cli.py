@@ -71,6 +71,26 @@ def parser() -> argparse.ArgumentParser:
         help="read timeout of one request to Graph or the identity platform (default %(default)s)",
     )
     p.add_argument(
+        "--graph.page-size",
+        dest="page_size",
+        type=int,
+        default=d.page_size,
+        help="records per page of the details report ($top; default %(default)s)",
+    )
+    p.add_argument(
+        "--graph.max-pages",
+        dest="max_pages",
+        type=int,
+        default=d.max_pages,
+        help="fail a poll of the details report that runs past this many pages (default %(default)s)",
+    )
+    p.add_argument(
+        "--graph.rate-limit",
+        dest="rate_limit",
+        default=d.rate_limit,
+        help="requests to Graph per tenant, as N/duration, or off (default %(default)s)",
+    )
+    p.add_argument(
         "--auth",
         default=d.auth,
         help="environment (AZURE_* variables: secret, certificate or "
@@ -151,14 +171,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"entra-credential-exporter: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log_level, config.log_format, config.secrets)
-    exporter = Exporter(config)
     if config.once:
-        return _once(exporter)
-    return _serve(exporter, lambda: load_config(flags, explicit, os.environ))
+        # Paging a large tenant takes minutes: show progress to a person watching, nothing to a pipe.
+        return _once(Exporter(config, _show_progress if sys.stderr.isatty() else None))
+    code = _serve(Exporter(config), lambda: load_config(flags, explicit, os.environ))
+    # A request to Graph in flight cannot be interrupted, and Python would wait for its thread at exit:
+    # leave now, so that SIGTERM stops the exporter within seconds, not after a read timeout.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(code)
+
+
+def _show_progress(tenant: str, pages: int, users: int, elapsed: float) -> None:
+    sys.stderr.write(f"\r\x1b[K{tenant}: {pages} pages, {users:,} users summed, {elapsed:.0f}s")
+    sys.stderr.flush()
 
 
 def _once(exporter: Exporter) -> int:
     statuses = exporter.poller.poll_round()
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[K")
     sys.stdout.write(generate_latest(exporter.registry).decode())
     failed = [(job.name, s) for job, s in zip(exporter.poller.jobs, statuses, strict=True) if not s.up]
     for name, status in failed:
@@ -171,7 +203,8 @@ def _serve(exporter: Exporter, reread: Callable[[], Config]) -> int:
     reload_requested = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("shutting down", extra={"kv": {"signal": signal.Signals(signum).name}})
+        if not exporter.stop.is_set():  # `timeout` and process managers may send the signal twice
+            log.info("shutting down", extra={"kv": {"signal": signal.Signals(signum).name}})
         exporter.stop.set()
         reload_requested.set()  # wakes the main loop
 

@@ -41,6 +41,21 @@ class RegistrationCollector(Collector):
             f"mfaRegistered is MFA). {polled}",
             labels=["tenant", "status"],
         )
+        segment_users = GaugeMetricFamily(
+            "tenant_users",
+            f"Users by user type and admin role (modern report only). {polled}",
+            labels=["tenant", "user_type", "admin"],
+        )
+        segment_registered = GaugeMetricFamily(
+            "credential_registered_segment_users",
+            f"Users by user type, admin role and registration status (modern report only). {polled}",
+            labels=["tenant", "user_type", "admin", "status"],
+        )
+        methods = GaugeMetricFamily(
+            "credential_method_registered_users",
+            f"Users who registered each authentication method (modern report only). {polled}",
+            labels=["tenant", "method"],
+        )
         up = GaugeMetricFamily(
             "credential_exporter_up", "1 if the tenant's last poll of Graph succeeded, else 0.", labels=["tenant"]
         )
@@ -74,7 +89,7 @@ class RegistrationCollector(Collector):
         )
         source = GaugeMetricFamily(
             "credential_exporter_source_info",
-            "Which Graph report produced the tenant's data (legacy or demo).",
+            "Which Graph report produced the tenant's data (legacy, details or demo).",
             labels=["tenant", "source"],
         )
         for job in self._jobs():
@@ -97,8 +112,29 @@ class RegistrationCollector(Collector):
             total.add_metric([name], report.total_users)
             for state, value in report.registered:
                 registered.add_metric([name, state], value)
+            for segment in report.segments:
+                segment_users.add_metric([name, segment.user_type, segment.admin], segment.users)
+                for state, value in segment.registered:
+                    segment_registered.add_metric([name, segment.user_type, segment.admin, state], value)
+            for method, value in report.methods:
+                methods.add_metric([name, method], value)
         build = GaugeMetricFamily(
             "credential_exporter_build_info", "The exporter's version; always 1.", labels=["version"]
         )
         build.add_metric([__version__], 1.0)
-        yield from (total, registered, up, last_success, duration, errors, requests_, retries, throttled, source, build)
+        yield from (
+            total,
+            registered,
+            segment_users,
+            segment_registered,
+            methods,
+            up,
+            last_success,
+            duration,
+            errors,
+            requests_,
+            retries,
+            throttled,
+            source,
+            build,
+        )

@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from exporter.errors import ConfigError
-from exporter.pacing import RateLimit
 from exporter.sharding import Shard, build_shard
 
 
@@ -60,11 +59,32 @@ CLOUDS = {
 }
 MICROSOFT_AUTHORITY_HOSTS = frozenset(urlsplit(c.authority_host).hostname for c in CLOUDS.values())
 
-SOURCES = ("legacy",)
-GRAPH_GLOBAL_LIMIT = RateLimit(122, 10.0)  # Graph's identity reports: per app, across all its tenants
+SOURCES = ("auto", "legacy", "details")
 WHOLE = Shard()  # not sharded: every tenant
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("logfmt", "json")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int
+    period: float  # seconds
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.period:g}s"
+
+
+def parse_rate_limit(text: str) -> RateLimit | None:
+    """`5/10s` (requests per duration), or `off` for no limit."""
+    if text.strip().lower() == "off":
+        return None
+    count, sep, period = text.partition("/")
+    if not sep or not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"{text!r} is not a rate like 5/10s, or off")
+    return RateLimit(int(count), parse_duration(period))
+
+
+GRAPH_GLOBAL_LIMIT = RateLimit(122, 10.0)  # Graph's identity reports: per app, across all its tenants
 
 
 # --- credentials: exactly one per tenant -------------------------------------------------------
@@ -130,6 +150,9 @@ class Config:
     demo: bool = False
     once: bool = False
     http_timeout: float = 30.0
+    page_size: int = 999
+    max_pages: int = 10_000
+    rate_limit: RateLimit | None = RateLimit(5, 10.0)
     global_rate_limit: RateLimit | None = GRAPH_GLOBAL_LIMIT
     shard: Shard = WHOLE
     config_file: str | None = None  # the tenants come from this file (and SIGHUP re-reads it)
@@ -213,12 +236,15 @@ class Flags:
     poll_interval: str = "15m"
     poll_timeout: str | None = None
     poll_concurrency: int = 8
-    source: str = "legacy"
+    source: str = "auto"
     cloud: str = "global"
     graph_endpoint: str | None = None
     auth: str = "environment"
     tenant_name: str | None = None
     http_timeout: str = "30s"
+    page_size: int = 999
+    max_pages: int = 10_000
+    rate_limit: str = "5/10s"
     log_level: str = "info"
     log_format: str = "logfmt"
     demo: bool = False
@@ -254,6 +280,15 @@ def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
     if timeout > interval:
         problems.append("--poll.timeout: must not be longer than --poll.interval (polls never overlap)")
     http_timeout = duration("--graph.timeout", flags.http_timeout, 30.0)
+    if not 1 <= flags.page_size <= 10_000:
+        problems.append("--graph.page-size: must be from 1 to 10000 (Graph commonly allows 999)")
+    if flags.max_pages < 1:
+        problems.append("--graph.max-pages: must be at least 1")
+    try:
+        rate_limit = parse_rate_limit(flags.rate_limit)
+    except ValueError as exc:
+        problems.append(f"--graph.rate-limit: {exc}")
+        rate_limit = None
     if flags.poll_concurrency < 1:
         problems.append("--poll.concurrency: must be at least 1")
 
@@ -290,7 +325,7 @@ def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
             problems.append(f"AZURE_AUTHORITY_HOST: {exc}")
 
     try:
-        global_rate_limit = RateLimit.parse(flags.global_rate_limit)
+        global_rate_limit = parse_rate_limit(flags.global_rate_limit)
     except ValueError as exc:
         problems.append(f"--graph.global-rate-limit: {exc}")
         global_rate_limit = None
@@ -328,6 +363,9 @@ def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
         global_rate_limit=global_rate_limit,
         shard=shard,
         config_file=None if flags.demo else flags.config_file,
+        page_size=flags.page_size,
+        max_pages=flags.max_pages,
+        rate_limit=rate_limit,
         secrets=tuple(secrets),
     )
 

@@ -49,12 +49,17 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "source": ("source", "--source", str),
     "graph.endpoint": ("graph_endpoint", "--graph.endpoint", str),
     "graph.timeout": ("http_timeout", "--graph.timeout", str),
+    "graph.rate_limit": ("rate_limit", "--graph.rate-limit", str),
     "graph.global_rate_limit": ("global_rate_limit", "--graph.global-rate-limit", str),
+    "graph.page_size": ("page_size", "--graph.page-size", int),
+    "graph.max_pages": ("max_pages", "--graph.max-pages", int),
     "poll.interval": ("poll_interval", "--poll.interval", str),
     "poll.timeout": ("poll_timeout", "--poll.timeout", str),
     "poll.concurrency": ("poll_concurrency", "--poll.concurrency", int),
 }
-_RATE_KEYS = frozenset({"graph.global_rate_limit"})  # where YAML's `off` (a boolean to YAML 1.1) means "off"
+_RATE_KEYS = frozenset(
+    {"graph.rate_limit", "graph.global_rate_limit"}
+)  # where YAML's `off` (a boolean to YAML 1.1) means "off"
 
 CREDENTIAL_KEYS = (
     "client_secret_file",
@@ -349,6 +354,9 @@ def _kind(value: object) -> str:
 
 
 def _example(key: str) -> str:
-    return {"interval": "'15m'", "timeout": "'30s'", "global_rate_limit": "'122/10s' or off"}.get(
-        key.rpartition(".")[2], "'…'"
-    )
+    return {
+        "interval": "'15m'",
+        "timeout": "'30s'",
+        "rate_limit": "'5/10s' or off",
+        "global_rate_limit": "'122/10s' or off",
+    }.get(key.rpartition(".")[2], "'…'")

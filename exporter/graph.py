@@ -39,10 +39,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def decode_json(body: bytes) -> Any:
-    """Strict JSON (no NaN or Infinity); BadResponse says what was wrong."""
+def decode_json(body: bytes, numbers_as_text: bool = False) -> Any:
+    """Strict JSON (no NaN or Infinity); BadResponse says what was wrong.
+
+    `numbers_as_text` keeps numbers as their text, for documents that should hold none: in Python
+    1 == True, so a number where a boolean belongs would otherwise pass for one.
+    """
+    hooks: dict[str, Any] = {"parse_int": str, "parse_float": str} if numbers_as_text else {}
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant, **hooks)
     except (ValueError, UnicodeDecodeError) as exc:
         start = body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
         raise BadResponse(f"the response is not valid JSON ({exc}); it starts with {start!r}") from None
@@ -105,7 +110,12 @@ class GraphClient:
         ):
             raise BadResponse(f"refusing to follow a link outside the Graph root {self.root}: {parts.netloc}")
 
-    def get_json(self, url: str, deadline: float) -> Any:
+    def get_json(self, url: str, deadline: float, numbers_as_text: bool = False) -> Any:
+        """The JSON document at `url` (see decode_json)."""
+        return decode_json(self.get(url, deadline), numbers_as_text)
+
+    def get(self, url: str, deadline: float) -> bytes:
+        """The body of a 2xx answer from `url`, retried as the module docstring says."""
         self.check_url(url)
         refreshed = False
         attempt = 0
@@ -139,7 +149,7 @@ class GraphClient:
         elif self._sleep(delay):
             raise exc
 
-    def _get_once(self, url: str, token: str, deadline: float) -> Any:
+    def _get_once(self, url: str, token: str, deadline: float) -> bytes:
         remaining = deadline - self._clock()
         if remaining <= 0:
             raise PollError("timeout", "the poll's time budget ran out")
@@ -160,7 +170,7 @@ class GraphClient:
         with response:
             self._counters.count_request(response.status_code)
             if 200 <= response.status_code < 300:
-                return decode_json(self._read(response, self._max_body))
+                return self._read(response, self._max_body)
             raise self._error(response)
 
     def _read(self, response: requests.Response, cap: int) -> bytes:

@@ -7,46 +7,18 @@ Gate may share one more window with every other tenant's Gate: a request then wa
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 
+from exporter.config import RateLimit
 from exporter.errors import PollError
 
 # Graph counts a request when it arrives; ours may be delayed on the way by up to this much more than
 # the one before it, so each window is widened by this margin.
 _MARGIN = 0.25
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    requests: int
-    period: float  # seconds
-
-    def __str__(self) -> str:
-        return f"{self.requests}/{self.period:g}s"
-
-    @classmethod
-    def parse(cls, text: str) -> RateLimit | None:
-        """`5/10s` (requests per period), or None for `off`; raise ValueError."""
-        text = text.strip()
-        if text.lower() == "off":
-            return None
-        match = _RATE_RE.match(text)
-        if match is None:
-            raise ValueError(f"{text!r} is not a rate like 5/10s (requests per period) or off")
-        requests, number, unit = int(match.group(1)), float(match.group(2) or 1), match.group(3)
-        period = number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
-        if requests < 1 or period <= 0:
-            raise ValueError(f"{text!r} must allow at least one request (like 5/10s) in a period longer than zero")
-        return cls(requests, period)
-
-
-_RATE_RE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)?(ms|s|m|h)$")
 
 
 class Window:

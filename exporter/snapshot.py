@@ -6,12 +6,25 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Segment:
+    """Users of one kind (user type x admin) and how many of them have each registration status."""
+
+    user_type: str  # member | guest | unknown
+    admin: str  # true | false | unknown
+    users: int
+    registered: tuple[tuple[str, int], ...]  # (status, users), every status present, zeros included
+
+
+@dataclass(frozen=True)
 class Report:
     """Complete, validated counts for one tenant from one successful poll."""
 
-    source: str  # which report produced it: legacy | demo
+    source: str  # which report produced it: legacy | details | demo
     total_users: int
     registered: tuple[tuple[str, int], ...]  # (registration status as Graph spells it, users), sorted
+    # The modern report's breakdowns; empty for the legacy report, which has none.
+    segments: tuple[Segment, ...] = ()
+    methods: tuple[tuple[str, int], ...] = ()  # (method as Graph spells it, users), sorted
 
     def registered_count(self, status: str) -> int | None:
         return dict(self.registered).get(status)

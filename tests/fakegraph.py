@@ -30,6 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 LEGACY_PATH = "/beta/reports/getCredentialUserRegistrationCount"
+DETAILS_PATH = "/v1.0/reports/authenticationMethods/userRegistrationDetails"
 TOKEN_PATH_SUFFIX = "/oauth2/v2.0/token"
 MSI_PATH = "/msi/token"
 MSI_HEADER = "fake-identity-header"
@@ -56,9 +57,38 @@ def legacy_payload(total: int, counts: dict[str, int], *, spelling: str = "schem
     }
 
 
+def user_record(i: int) -> dict[str, Any]:
+    """User i of a deterministic tenant, with the personal data real records carry.
+
+    Every 10th user is a guest; user 100k+1 is an admin, 100k+2 has an unknown admin flag (null); users
+    not divisible by 3 have MFA; even users have SSPR; every 7th user has a FIDO2 key and is passwordless.
+    """
+    mfa = i % 3 != 0
+    methods = (["microsoftAuthenticatorPush", "mobilePhone"] if mfa else ["email"]) + (["fido2"] if i % 7 == 0 else [])
+    return {
+        "id": str(uuid.UUID(int=i)),
+        "userPrincipalName": f"user{i}@contoso.example",
+        "userDisplayName": f"Person Number{i}",
+        "userType": "guest" if i % 10 == 0 else "member",
+        "isAdmin": True if i % 100 == 1 else (None if i % 100 == 2 else False),
+        "isSsprRegistered": i % 2 == 0,
+        "isSsprEnabled": True,
+        "isSsprCapable": i % 2 == 0,
+        "isMfaRegistered": mfa,
+        "isMfaCapable": mfa,
+        "isPasswordlessCapable": i % 7 == 0,
+        "isSystemPreferredAuthenticationMethodEnabled": None,
+        "methodsRegistered": methods,
+        "systemPreferredAuthenticationMethods": [],
+        "userPreferredMethodForSecondaryAuthentication": "push" if mfa else "none",
+        "lastUpdatedDateTime": "2026-11-27T10:00:00Z",
+    }
+
+
 @dataclass
 class Fault:
-    """One scripted answer, used instead of the normal one. `action` is respond|reset|stall|truncate."""
+    """One scripted answer, used instead of the normal one. `action` is respond|reset|stall|truncate, or
+    pass: the normal answer (to let earlier pages through before a fault)."""
 
     status: int = 500
     body: bytes | str | dict[str, Any] = b""
@@ -110,7 +140,13 @@ class FakeGraph:
         self.legacy: Any = legacy_payload(
             23123, {"registered": 21000, "enabled": 22000, "capable": 20500, "mfaRegistered": 18000}
         )
-        self.faults: dict[str, deque[Fault]] = {"legacy": deque(), "token": deque(), "msi": deque()}
+        self.faults: dict[str, deque[Fault]] = {"legacy": deque(), "details": deque(), "token": deque(), "msi": deque()}
+        self.users: list[dict[str, Any]] = [user_record(i) for i in range(2500)]
+        self.max_page_size = 999
+        # (requests, seconds): answer 429 to report requests beyond it, as Graph does per app and tenant.
+        self.rate_limit: tuple[int, float] | None = None
+        self.report_arrivals: deque[float] = deque()
+        self.throttled = 0
         self.seen: list[Seen] = []
         self.tokens: set[str] = set()
         self.legacy_by_tenant: dict[str, Any] = {}  # tenant ID (as in the token request's path) -> legacy report
@@ -276,23 +312,68 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
             elif path == MSI_PATH:
                 self._managed_identity()
             elif path == LEGACY_PATH:
-                self._graph(lambda: fake.legacy_for(self.headers.get("Authorization", "").removeprefix("Bearer ")))
+                self._graph(
+                    "legacy", lambda: fake.legacy_for(self.headers.get("Authorization", "").removeprefix("Bearer "))
+                )
+            elif path == DETAILS_PATH:
+                self._graph("details", self._details_page)
             else:
                 self._send(404, {"error": {"code": "BadRequest", "message": "Resource not found for the segment."}})
 
-        def _graph(self, answer: Callable[[], Any]) -> None:
+        def _graph(self, route: str, answer: Callable[[], Any]) -> None:
             token = self.headers.get("Authorization", "").removeprefix("Bearer ")
             with fake.lock:
                 known = token in fake.tokens
+                throttled = fake.rate_limit is not None and self._over_rate(*fake.rate_limit)
             if not known:
                 self._send(401, {"error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty."}})
                 return
-            fault = fake.next_fault("legacy")
-            if fault:
+            if throttled:
+                self._send(
+                    429, {"error": {"code": "TooManyRequests", "message": "Too many requests."}}, {"Retry-After": "2"}
+                )
+                return
+            fault = fake.next_fault(route)
+            if fault and fault.action != "pass":
                 self._apply(fault)
                 return
             body = answer()
+            if body is None:  # the function has been retired
+                self._send(
+                    400,
+                    {
+                        "error": {
+                            "code": "BadRequest",
+                            "message": "Resource not found for the segment 'getCredentialUserRegistrationCount'.",
+                        }
+                    },
+                )
+                return
             self._send(200, body if isinstance(body, bytes) else json.dumps(body).encode())
+
+        def _over_rate(self, limit: int, period: float) -> bool:
+            now = time.monotonic()
+            arrivals = fake.report_arrivals
+            while arrivals and arrivals[0] <= now - period:
+                arrivals.popleft()
+            if len(arrivals) >= limit:
+                fake.throttled += 1
+                return True
+            arrivals.append(now)
+            return False
+
+        def _details_page(self) -> dict[str, Any]:
+            query = parse_qs(urlsplit(self.path).query)
+            top = min(int(query.get("$top", ["100"])[0]), fake.max_page_size)
+            start = int(query.get("$skiptoken", ["0"])[0])
+            page: dict[str, Any] = {
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#reports/authenticationMethods/"
+                "userRegistrationDetails",
+                "value": fake.users[start : start + top],
+            }
+            if start + top < len(fake.users):
+                page["@odata.nextLink"] = f"{fake.url}{DETAILS_PATH}?$top={top}&$skiptoken={start + top}"
+            return page
 
         def _managed_identity(self) -> None:
             if self.headers.get("X-IDENTITY-HEADER") != MSI_HEADER:

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import explicit_flags, load_config, parser
-from exporter.config import Certificate, ClientSecret, Config, FederatedToken, Flags, ManagedIdentity
+from exporter.config import Certificate, ClientSecret, Config, FederatedToken, Flags, ManagedIdentity, RateLimit
 from exporter.errors import ConfigError
-from exporter.pacing import RateLimit
 from tests.conftest import FIXTURES, run_cli
 
 CONFIGS = FIXTURES / "config"
@@ -60,6 +59,8 @@ def test_a_valid_file_gives_every_tenant_with_its_credential_and_the_options() -
     assert config.http_timeout == 20 and config.poll_interval == 600 and config.poll_timeout == 300
     assert config.poll_concurrency == 4
     assert config.global_rate_limit == RateLimit(100, 10.0)
+    assert config.rate_limit is None  # YAML reads a bare `off` as false: it means off here
+    assert config.page_size == 500 and config.max_pages == 20
     assert config.config_file == str(CONFIGS / "valid.yaml")
 
 

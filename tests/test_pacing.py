@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from exporter.config import RateLimit
 from exporter.errors import PollError
-from exporter.pacing import Gate, RateLimit, Window
+from exporter.pacing import Gate, Window
 
 
 class Clock:
@@ -59,17 +60,3 @@ def test_a_full_shared_window_past_the_deadline_fails_at_once_with_timeout() -> 
         b.wait_turn(clock.now + 5)
     assert caught.value.reason == "timeout"
     assert clock.slept == []
-
-
-@pytest.mark.parametrize(
-    ("text", "limit"),
-    [("5/10s", RateLimit(5, 10.0)), ("122/10s", RateLimit(122, 10.0)), ("100/1m", RateLimit(100, 60.0)), ("off", None)],
-)
-def test_rate_limits_are_read_as_requests_per_period(text: str, limit: RateLimit | None) -> None:
-    assert RateLimit.parse(text) == limit
-
-
-@pytest.mark.parametrize("text", ["5", "5/10", "0/10s", "five/10s", "5/0s", ""])
-def test_a_rate_limit_that_is_not_one_is_refused(text: str) -> None:
-    with pytest.raises(ValueError, match=f"{text!r}"):
-        RateLimit.parse(text)

@@ -1,34 +1,78 @@
-"""The built-in simulated tenant of `--demo`: realistic, slowly drifting numbers, no network at all."""
+"""The built-in simulated tenant of `--demo`: realistic, slowly drifting numbers, no network at all.
+
+It simulates the modern report's records (with no personal data) and sums them with the same Tally
+as the real `details` source, so the demo exercises the same snapshot -> collector -> HTTP path.
+"""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import Any
 
 from exporter.snapshot import Report
+from exporter.sources.details import Tally
+
+_METHODS_BY_STRENGTH = (
+    ("email",),
+    ("mobilePhone", "email"),
+    ("microsoftAuthenticatorPush", "softwareOneTimePasscode"),
+    ("microsoftAuthenticatorPush", "mobilePhone", "windowsHelloForBusiness"),
+    ("fido2", "microsoftAuthenticatorPasswordless", "windowsHelloForBusiness"),
+)
+
+
+@dataclass
+class _User:
+    user_type: str
+    admin: bool | None
+    mfa: bool
+    sspr: bool
+    methods: tuple[str, ...]
+
+    def record(self) -> dict[str, Any]:
+        strong = len(self.methods) > 2
+        return {
+            "userType": self.user_type,
+            "isAdmin": self.admin,
+            "isSsprRegistered": self.sspr,
+            "isSsprEnabled": self.user_type == "member",
+            "isSsprCapable": self.sspr and self.user_type == "member",
+            "isMfaRegistered": self.mfa,
+            "isMfaCapable": self.mfa,
+            "isPasswordlessCapable": "fido2" in self.methods or (strong and "windowsHelloForBusiness" in self.methods),
+            "methodsRegistered": list(self.methods),
+        }
 
 
 class DemoSource:
-    """A tenant of about 4,800 users that is slowly rolling out MFA, with a little daily churn."""
+    """A tenant of about 4,800 users (a few hundred guests, a few dozen admins) slowly rolling out MFA."""
 
     name = "demo"
 
     def __init__(self, seed: int | None = None) -> None:
         self._rng = random.Random(seed)
-        self._total = 4812
-        self._mfa = 3571.0
-        self._sspr = 3904.0
+        self._users = [self._new_user() for _ in range(4812)]
+
+    def _new_user(self) -> _User:
+        rng = self._rng
+        user_type = "guest" if rng.random() < 0.08 else "member"
+        admin = None if rng.random() < 0.01 else (user_type == "member" and rng.random() < 0.008)
+        mfa = rng.random() < (0.93 if admin else 0.74)
+        methods = rng.choice(_METHODS_BY_STRENGTH[2:] if mfa else _METHODS_BY_STRENGTH[:2])
+        return _User(user_type, admin, mfa, sspr=mfa or rng.random() < 0.4, methods=methods)
 
     def fetch(self, deadline: float) -> Report:
         rng = self._rng
-        self._total = max(100, self._total + rng.randint(-3, 4))
-        # Registration creeps up towards full coverage, with the occasional leaver or reset.
-        self._mfa = min(self._total, self._mfa + rng.uniform(-2.0, 4.0))
-        self._sspr = min(self._total, self._sspr + rng.uniform(-2.0, 3.0))
-        mfa, sspr = round(self._mfa), round(self._sspr)
-        registered = {
-            "registered": sspr,
-            "enabled": round(self._total * 0.93),
-            "capable": min(sspr, mfa),
-            "mfaRegistered": mfa,
-        }
-        return Report(source="demo", total_users=self._total, registered=tuple(sorted(registered.items())))
+        # The rollout: a few users register MFA each poll; people join and leave; now and then a reset.
+        for user in rng.sample(self._users, 6):
+            user.mfa, user.sspr = True, True
+            user.methods = rng.choice(_METHODS_BY_STRENGTH[2:])
+        for _ in range(rng.randint(0, 3)):
+            self._users.pop(rng.randrange(len(self._users)))
+        self._users.extend(self._new_user() for _ in range(rng.randint(0, 3)))
+        if rng.random() < 0.2:
+            rng.choice(self._users).mfa = False
+        tally = Tally()
+        tally.add(user.record() for user in self._users)
+        return tally.report(self.name)
