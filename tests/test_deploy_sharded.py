@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from exporter.cli import explicit_flags, load_config, parser
-from exporter.config import Flags
+from exporter.config import GRAPH_GLOBAL_LIMIT, Flags, parse_rate_limit
 from exporter.errors import ConfigError
 from exporter.sharding import index_from_hostname
 from tests.conftest import ROOT
@@ -40,6 +40,14 @@ def test_the_shard_count_is_the_number_of_replicas_and_the_index_comes_from_the_
     assert index_from_hostname(f"{statefulset['metadata']['name']}-{replicas - 1}") == replicas - 1
     flags = Flags(**vars(parser().parse_args(args)))
     assert flags.shard_count == statefulset["spec"]["replicas"] and flags.shard_index_from_hostname
+
+
+def test_the_replicas_together_stay_under_graphs_limit_per_app() -> None:
+    args = container()["args"]
+    limit = parse_rate_limit(Flags(**vars(parser().parse_args(args))).global_rate_limit)
+    assert limit is not None
+    replicas = manifest("statefulset.yaml")["spec"]["replicas"]
+    assert replicas * limit.requests / limit.period <= GRAPH_GLOBAL_LIMIT.requests / GRAPH_GLOBAL_LIMIT.period
 
 
 def test_every_pod_runs_hardened_with_probes_and_resources() -> None:
