@@ -312,7 +312,8 @@ def _credential(kind: str, e: _Entry, env: Mapping[str, str], secrets: list[Secr
         if variable is None:
             return None
         if not _ENV_NAME_RE.match(variable):
-            e.bad(kind, f"{variable!r} is not the name of an environment variable")
+            # Not echoed: a secret pasted here by mistake must not reach the log.
+            e.bad(kind, "expected the name of an environment variable (letters, digits, _), not the secret itself")
             return None
         if not env.get(variable, "").strip():
             e.bad(kind, f"the environment variable {variable} is not set")

@@ -243,6 +243,7 @@ class FakeGraph:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many tenants connect at once in benchmarks/tenants.py
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # resets and TLS failures are part of the tests

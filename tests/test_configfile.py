@@ -164,6 +164,14 @@ def test_a_bad_file_is_refused_naming_the_tenant_and_the_key(name: str, messages
     assert all(problem.startswith(str(CONFIGS / name) + ": ") for problem in found), found
 
 
+def test_a_secret_pasted_where_a_variable_name_goes_is_not_echoed() -> None:
+    found = problems("secret-in-env-key.yaml")
+    assert any(
+        "tenants[0] 'contoso': client_secret_env: expected the name of an environment variable" in p for p in found
+    )
+    assert "Xq7~not.a-real_secret9Zr2" not in "\n".join(found)
+
+
 def test_every_problem_of_a_file_is_reported_at_once() -> None:
     found = problems("many-problems.yaml")
     expected = [
