@@ -57,9 +57,8 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "poll.timeout": ("poll_timeout", "--poll.timeout", str),
     "poll.concurrency": ("poll_concurrency", "--poll.concurrency", int),
 }
-_RATE_KEYS = frozenset(
-    {"graph.rate_limit", "graph.global_rate_limit"}
-)  # where YAML's `off` (a boolean to YAML 1.1) means "off"
+# YAML 1.1 reads a bare `off` as false: in these keys it means "off".
+_RATE_KEYS = frozenset({"graph.rate_limit", "graph.global_rate_limit"})
 
 CREDENTIAL_KEYS = (
     "client_secret_file",
