@@ -15,6 +15,7 @@ from exporter.credentials import token_provider
 from exporter.graph import GraphClient
 from exporter.pacing import Gate, Window
 from exporter.poller import Poller, TenantJob
+from exporter.sessions import Sessions
 from exporter.sources import Source
 from exporter.sources.auto import AutoSource
 from exporter.sources.demo import DemoSource
@@ -26,25 +27,33 @@ from exporter.telemetry import TenantCounters
 ProgressReporter = Callable[[str, int, int, float], None]
 
 
+@dataclass(frozen=True)
+class Shared:
+    """What every tenant's job shares: Graph's pace across tenants, and the connection pools."""
+
+    window: Window | None
+    sessions: Sessions
+
+
 def build_job(
     tenant: Tenant,
     config: Config,
     stop: threading.Event,
     progress: ProgressReporter | None = None,
-    shared: Window | None = None,
+    shared: Shared | None = None,
 ) -> TenantJob:
-    """One tenant's job; `shared` is the rate window every tenant's requests pass through too."""
+    """One tenant's job; without `shared`, it has connections of its own and only its own pace."""
     counters = TenantCounters()
     if isinstance(tenant.credential, Demo):
         return TenantJob(tenant.name, DemoSource(), counters)
     graph = GraphClient(
         root=config.graph_root,
-        tokens=token_provider(tenant, config),
-        gate=Gate(config.rate_limit, sleep=stop.wait, shared=shared),
+        tokens=token_provider(tenant, config, shared.sessions.identity if shared else None),
+        gate=Gate(config.rate_limit, sleep=stop.wait, shared=shared.window if shared else None),
         counters=counters,
         read_timeout=config.http_timeout,
         sleep=stop.wait,
-        session=requests.Session(),
+        session=shared.sessions.graph if shared else requests.Session(),
     )
     legacy = LegacySource(graph)
     on_page: Progress | None = None
@@ -84,8 +93,11 @@ class Exporter:
     def __init__(self, config: Config, progress: ProgressReporter | None = None) -> None:
         self.config = config
         self.stop = threading.Event()
-        # One window for every tenant's requests: Graph also limits an app across all its tenants.
-        self.shared_window = Window(config.global_rate_limit) if config.global_rate_limit else None
+        self.shared = Shared(
+            # One window for every tenant's requests: Graph also limits an app across all its tenants.
+            Window(config.global_rate_limit) if config.global_rate_limit else None,
+            Sessions.for_pool(config.http_timeout, config.poll_concurrency),
+        )
         self._progress = progress
         self._jobs = {tenant: self._build(tenant) for tenant in owned(config)}
         self.poller = Poller(
@@ -99,7 +111,7 @@ class Exporter:
         self.registry.register(RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text))
 
     def _build(self, tenant: Tenant) -> TenantJob:
-        return build_job(tenant, self.config, self.stop, self._progress, self.shared_window)
+        return build_job(tenant, self.config, self.stop, self._progress, self.shared)
 
     def reload(self, new: Config) -> Reloaded:
         """Adopt `new`'s tenants without a restart.
