@@ -153,6 +153,7 @@ class FakeGraph:
         self.token_tenants: dict[str, str] = {}  # access token -> the tenant it was issued for
         self.latency = 0.0  # seconds added before every answer
         self.token_requests = 0
+        self.connections = 0  # TLS connections accepted, Graph and identity platform together
         self.certificate: x509.Certificate | None = None  # registered for certificate auth
         self.assertion_headers: list[dict[str, Any]] = []
         self.token_lifetime = 3600
@@ -252,6 +253,11 @@ class _Server(ThreadingHTTPServer):
 def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            with fake.lock:
+                fake.connections += 1
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -224,6 +224,22 @@ def test_a_tenant_with_a_refused_secret_does_not_stop_the_others(fake: FakeGraph
     assert value(exporter, "credential_exporter_up", tenant="tenant2") == 0
 
 
+def test_tenants_share_connections_but_not_tokens(fake: FakeGraph, tmp_path: Path) -> None:
+    numbers = range(20)
+    serve_tenants(fake, numbers)
+    config = write_config(tmp_path / "tenants.yaml", [tenant_entry(n) for n in numbers])
+    flags = Flags(config_file=str(config), graph_endpoint=fake.url, poll_concurrency=2)
+    env = {SECRET_ENV: fake.client_secret, "AZURE_AUTHORITY_HOST": fake.url}
+    exporter = Exporter(load_config(flags, frozenset({"graph_endpoint", "poll_concurrency"}), env))
+    for _ in range(2):
+        assert all(status.up for status in exporter.poller.poll_round())
+    # 20 tenants, 80 requests: a pool per tenant would open 40 connections; shared pools of 2 open a few.
+    assert fake.connections <= 8
+    assert fake.token_requests == 20  # one token per tenant, each cached by its own MSAL object
+    tokens = {r.headers["Authorization"] for r in fake.requests_to(LEGACY_PATH)}
+    assert len(tokens) == 20
+
+
 def test_a_changed_credential_gets_a_new_token_and_keeps_the_tenants_series(fake: FakeGraph, tmp_path: Path) -> None:
     serve_tenants(fake, [1, 2])
     secret_file = tmp_path / "secret"
