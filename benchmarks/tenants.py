@@ -344,7 +344,7 @@ def report(results: list[dict[str, Any]], host: dict[str, str], latency: float, 
             f"| {mib(r['rss_polled'])} "
             f"| {mib(r['rss_peak'])} | {per / 1024:.0f} KiB |"
         )
-    lines += ["", *growth(results)]
+    lines += ["", *growth(results), "", *reading(results)]
     rendered = next((r for r in results if "render_legacy" in r), None)
     if rendered:
         legacy, details = rendered["render_legacy"], rendered["render_details"]
@@ -363,6 +363,26 @@ def report(results: list[dict[str, Any]], host: dict[str, str], latency: float, 
             "6 statuses each, 10 methods), set in place of the polled reports: rendering depends only on the series.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def reading(results: list[dict[str, Any]]) -> list[str]:
+    """What the numbers mean for the target: one round of 1,000 tenants within the 15-minute interval."""
+    default = next(
+        (r for r in results if r["concurrency"] == 8 and r["global_rate_limit"] == "122/10s" and r["tenants"] >= 1000),
+        None,
+    )
+    if default is None:
+        return []
+    worst = max(default["cold_seconds"], default["warm_seconds"])
+    fastest = min((r["warm_seconds"] for r in results if r["tenants"] == default["tenants"]), default=worst)
+    return [
+        f"At the default concurrency (8) and pace, one round of {default['tenants']:,} tenants takes at most "
+        f"{worst:.0f} s, {100 * worst / 900:.0f} % of the default 15-minute interval. The global pace bounds it "
+        f"(1,000 requests at 122 per 10 s), not the pool: without the pace, the fastest warm round took "
+        f"{fastest:.1f} s. Before the connection pools were shared between tenants, each tenant kept two TLS "
+        "connections of its own, each with certifi's bundle loaded: its worker measured 1.5 MiB per tenant at 250 "
+        "tenants (about 1.5 GB for 1,000)."
+    ]
 
 
 def growth(results: list[dict[str, Any]]) -> list[str]:
