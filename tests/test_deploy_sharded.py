@@ -56,12 +56,14 @@ def test_every_pod_runs_hardened_with_probes_and_resources() -> None:
     assert isinstance(pod["securityContext"]["runAsUser"], int) and pod["securityContext"]["runAsUser"] > 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     c = container()
-    assert c["securityContext"] == {
+    assert {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
-    }
-    assert c["ports"] == [{"name": "metrics", "containerPort": 9918}]
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }.items() <= c["securityContext"].items()
+    assert c["ports"] == [{"name": "metrics", "containerPort": 9918, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     for kind in ("requests", "limits"):
@@ -78,7 +80,12 @@ def test_the_headless_service_and_the_servicemonitor_reach_every_shard() -> None
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert [port["name"] for port in service["spec"]["ports"]] == [e["port"] for e in monitor["spec"]["endpoints"]]
     kustomization = manifest("kustomization.yaml")
-    assert set(kustomization["resources"]) == {"statefulset.yaml", "service.yaml", "servicemonitor.yaml"}
+    assert set(kustomization["resources"]) == {
+        "statefulset.yaml",
+        "service.yaml",
+        "servicemonitor.yaml",
+        "networkpolicy.yaml",
+    }
 
 
 def test_the_example_tenant_file_is_valid_but_for_the_secrets_it_expects_to_be_mounted() -> None:
