@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import requests
 from prometheus_client import CollectorRegistry
@@ -15,6 +15,7 @@ from exporter.credentials import token_provider
 from exporter.graph import GraphClient
 from exporter.pacing import Gate, Window
 from exporter.poller import Poller, TenantJob
+from exporter.reloading import Reloaded, adopt, restart_needed, with_tenants_of
 from exporter.sessions import Sessions
 from exporter.sources import Source
 from exporter.sources.auto import AutoSource
@@ -77,18 +78,6 @@ def owned(config: Config) -> tuple[Tenant, ...]:
     return tuple(t for t in config.tenants if config.shard.owns(t.tenant_id))
 
 
-# What a reload cannot change in a running process: everything but the tenants (and their secrets).
-_RELOADED_FIELDS = frozenset({"tenants", "secrets"})
-
-
-@dataclass(frozen=True)
-class Reloaded:
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed: tuple[str, ...]
-    restart_needed: tuple[str, ...]  # Config fields that differ but only take effect at a restart
-
-
 class Exporter:
     def __init__(self, config: Config, progress: ProgressReporter | None = None) -> None:
         self.config = config
@@ -114,39 +103,10 @@ class Exporter:
         return build_job(tenant, self.config, self.stop, self._progress, self.shared)
 
     def reload(self, new: Config) -> Reloaded:
-        """Adopt `new`'s tenants without a restart.
-
-        An unchanged tenant keeps its job: status, counters, pacing and MSAL token cache. A tenant whose
-        settings changed (same name and tenant ID) gets a new job that keeps its last status and counters,
-        so its series go on; added tenants are polled at once; removed ones leave /metrics.
-        """
-        old_jobs = self._jobs
-        by_name = {tenant.name: (tenant, job) for tenant, job in old_jobs.items()}
-        jobs: dict[Tenant, TenantJob] = {}
-        added, changed = [], []
-        for tenant in owned(new):
-            if tenant in old_jobs:
-                jobs[tenant] = old_jobs[tenant]
-                continue
-            jobs[tenant] = job = self._build(tenant)
-            previous = by_name.get(tenant.name)
-            if previous is not None and previous[0].tenant_id.lower() == tenant.tenant_id.lower():
-                job.counters, job.status = previous[1].counters, previous[1].status
-                changed.append(tenant.name)
-            else:
-                added.append(tenant.name)
-        removed = [tenant.name for tenant in old_jobs if tenant not in jobs and tenant.name not in changed]
-        restart = tuple(
-            f.name
-            for f in fields(new)
-            if f.name not in _RELOADED_FIELDS and getattr(new, f.name) != getattr(self.config, f.name)
-        )
-        self._jobs = jobs
-        self.config = replace_tenants(self.config, new)
-        self.poller.replace_jobs(list(jobs.values()))
-        return Reloaded(tuple(added), tuple(removed), tuple(changed), restart)
-
-
-def replace_tenants(running: Config, new: Config) -> Config:
-    """The running configuration with the new one's tenants; secrets of both, for scrubbing logs."""
-    return replace(running, tenants=new.tenants, secrets=tuple(dict.fromkeys(running.secrets + new.secrets)))
+        """Adopt `new`'s tenants without a restart (see exporter.reloading)."""
+        done = adopt(self._jobs, owned(new), self._build)
+        done = replace(done, restart_needed=restart_needed(self.config, new))
+        self._jobs = done.jobs
+        self.config = with_tenants_of(self.config, new)
+        self.poller.replace_jobs(list(done.jobs.values()))
+        return done
