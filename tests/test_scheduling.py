@@ -7,13 +7,13 @@ No assertion depends on speed: the test waits for states, with a generous limit.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from exporter.poller import Poller, TenantJob
 from exporter.snapshot import Report
+from tests.test_cli import wait_for
 
 
 class CountingSource:
@@ -39,13 +39,6 @@ class CountingSource:
         finally:
             with self._lock:
                 self.running -= 1
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from exporter.config import Flags
 from exporter.sharding import shard_of
 from tests.conftest import ROOT, exposition, value
 from tests.fakegraph import LEGACY_PATH, FakeGraph, legacy_payload
-from tests.test_cli import free_port, get
+from tests.test_cli import free_port, get, wait_for
 
 SECRET_ENV = "FAKE_GRAPH_SECRET"
 
@@ -74,13 +73,6 @@ def totals(text: str) -> dict[str, int]:
     }
 
 
-def wait_for(check: Callable[[], object], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
-
-
 @contextmanager
 def exporter_process(
     config: Path, fake: FakeGraph, log: Path, *args: str, env: dict[str, str] | None = None
@@ -117,7 +109,7 @@ def exporter_process(
                 except OSError:
                     return False
 
-            wait_for(ready)
+            wait_for(ready, timeout=30)
             yield url, proc
         finally:
             if proc.poll() is None:
