@@ -161,6 +161,12 @@ def load(flags: Flags, explicit: Collection[str], env: Mapping[str, str]) -> Con
     assert flags.config_file is not None
     path = flags.config_file
     problems: list[str] = []
+    for field, flag, instead in (
+        ("tenant_name", "--tenant.name", "its `name`"),
+        ("auth", "--auth", "its credential (`managed_identity: true`, …)"),
+    ):
+        if field in explicit:
+            problems.append(f"{flag}: only for one tenant from the environment; in {path}, each tenant has {instead}")
     document = read_document(path, problems)
     options = file_options(path, document, problems) if document is not None else {}
     from_file = {field: value for field, value in options.items() if field not in explicit}

@@ -73,6 +73,14 @@ def test_flags_win_over_the_file() -> None:
     assert load("valid.yaml", "--poll.concurrency", "8").poll_concurrency == 8
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--tenant.name", "contoso"), ("--auth", "managed-identity")])
+def test_single_tenant_flags_are_refused_with_a_file(flag: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load("valid.yaml", flag, value)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{flag}: only for one tenant from the environment")
+
+
 def test_no_secret_shows_in_the_configuration_repr() -> None:
     config = load("valid.yaml")
     text = repr(config)
