@@ -121,8 +121,12 @@ def _certificate_credential(cert: Certificate) -> dict[str, Any]:
     return credential
 
 
-def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
-    """The token source for one tenant, from its configured credential."""
+def token_provider(tenant: Tenant, config: Config, http: requests.Session | None = None) -> TokenProvider:
+    """The token source for one tenant, from its configured credential.
+
+    `http` is a session for MSAL to talk to the identity platform with (it must time out on its own);
+    without it, each MSAL object opens its own.
+    """
     cred = tenant.credential
     if isinstance(cred, ManagedIdentity):
         identity = (
@@ -131,7 +135,7 @@ def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
             else msal.SystemAssignedManagedIdentity()
         )
         return MsalTokens(
-            lambda: msal.ManagedIdentityClient(identity, http_client=TimeoutSession(config.http_timeout)),
+            lambda: msal.ManagedIdentityClient(identity, http_client=http or TimeoutSession(config.http_timeout)),
             lambda app: app.acquire_token_for_client(resource=config.graph_root),
         )
 
@@ -156,6 +160,7 @@ def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
             # For any host that is not Microsoft's, MSAL would otherwise ask login.microsoftonline.com.
             instance_discovery=None if host in MICROSOFT_AUTHORITY_HOSTS else False,
             timeout=config.http_timeout,
+            http_client=http,
         ),
         lambda app: app.acquire_token_for_client(scopes),
     )
