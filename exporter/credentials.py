@@ -56,26 +56,30 @@ class RefusedHost(requests.RequestException):
     """A request that would have carried the credential outside the configured authority."""
 
 
-class AuthoritySession(TimeoutSession):
+class AuthorityOnly:
     """MSAL's HTTP client for a confidential client: the credential goes to the configured authority only.
 
     MSAL posts the secret or assertion to whatever token endpoint the OIDC discovery document names, and
-    requests re-posts a body on a 307/308 redirect. So every request that is not a GET must go to the
-    authority's own scheme, host and port, and is never redirected. GETs (discovery) carry no credential.
+    requests re-posts a body on a 307/308 redirect. So every POST must go to the authority's own scheme,
+    host and port, and is never redirected. GETs (discovery) carry no credential. A wrapper rather than a
+    session of its own, so that the tenants can keep sharing one pool of connections.
     """
 
-    def __init__(self, timeout: float, authority_host: str) -> None:
-        super().__init__(timeout)
+    def __init__(self, session: requests.Session, authority_host: str) -> None:
+        self._session = session
         self._origin = _origin(authority_host)
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        verb = method.decode() if isinstance(method, bytes) else method
-        target = url.decode() if isinstance(url, bytes) else url
-        if verb.upper() != "GET":
-            if _origin(target) != self._origin:
-                raise RefusedHost(f"refusing to send the credential to {urlsplit(target).netloc}")
-            kwargs["allow_redirects"] = False
-        return super().request(method, url, *args, **kwargs)
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self._session.get(url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        if _origin(url) != self._origin:
+            raise RefusedHost(f"refusing to send the credential to {urlsplit(url).netloc}")
+        kwargs["allow_redirects"] = False
+        return self._session.post(url, **kwargs)
+
+    def close(self) -> None:
+        pass  # the session may be shared by every tenant: its owner closes it
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -157,8 +161,12 @@ def _certificate_credential(cert: Certificate) -> dict[str, Any]:
     return credential
 
 
-def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
-    """The token source for one tenant, from its configured credential."""
+def token_provider(tenant: Tenant, config: Config, http: requests.Session | None = None) -> TokenProvider:
+    """The token source for one tenant, from its configured credential.
+
+    `http` is a session for MSAL to talk to the identity platform with (it must time out on its own);
+    without it, each MSAL object opens its own.
+    """
     cred = tenant.credential
     if isinstance(cred, ManagedIdentity):
         identity = (
@@ -167,7 +175,7 @@ def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
             else msal.SystemAssignedManagedIdentity()
         )
         return MsalTokens(
-            lambda: msal.ManagedIdentityClient(identity, http_client=TimeoutSession(config.http_timeout)),
+            lambda: msal.ManagedIdentityClient(identity, http_client=http or TimeoutSession(config.http_timeout)),
             lambda app: app.acquire_token_for_client(resource=config.graph_root),
         )
 
@@ -191,7 +199,8 @@ def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
             authority=f"{config.authority_host}/{tenant.tenant_id}",
             # For any host that is not Microsoft's, MSAL would otherwise ask login.microsoftonline.com.
             instance_discovery=None if host in MICROSOFT_AUTHORITY_HOSTS else False,
-            http_client=AuthoritySession(config.http_timeout, config.authority_host),
+            # Given a client, MSAL uses only its get, post and close, and no timeout of its own.
+            http_client=AuthorityOnly(http or TimeoutSession(config.http_timeout), config.authority_host),
         ),
         lambda app: app.acquire_token_for_client(scopes),
     )
