@@ -6,6 +6,7 @@ talks to the identity platform (OIDC discovery): an outage at start must not sto
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import msal
+import msal.exceptions
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -29,6 +31,7 @@ from exporter.config import (
 from exporter.errors import PollError
 
 _AADSTS_RE = re.compile(r"AADSTS\d+")
+_HTTP_STATUS_RE = re.compile(r"HTTP Error: (\d{3})")
 _PEM_RE = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
 
 
@@ -41,46 +44,76 @@ class TokenProvider(Protocol):
 
 
 class TimeoutSession(requests.Session):
-    """A requests session whose requests always time out: MSAL's managed identity client sets none."""
+    """MSAL's HTTP client: every request times out (MSAL's managed identity client sets no timeout), and
+    the status of the last answer is kept.
+
+    MSAL does not say what status a failed token request had: a 5xx from the token endpoint becomes an
+    MsalServiceError, and from a managed identity endpoint an error dict or a JSON error. The status
+    tells a failing identity platform (retried) from a refused credential (not retried).
+    """
 
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self._timeout = timeout
+        self.last_status: int | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
-        return super().request(*args, **kwargs)
+        response = super().request(*args, **kwargs)
+        self.last_status = response.status_code
+        return response
 
 
 class MsalTokens:
-    def __init__(self, make_app: Callable[[], Any], acquire: Callable[[Any], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        make_app: Callable[[], Any],
+        acquire: Callable[[Any], dict[str, Any]],
+        session: TimeoutSession | None = None,
+    ) -> None:
+        """`session` is the HTTP client given to MSAL, whose last status explains MSAL's failures."""
         self._make_app = make_app
         self._acquire = acquire
+        self._session = session
         self._app: Any = None
         self._lock = threading.Lock()
 
     def token(self) -> str:
         with self._lock:
+            if self._session is not None:
+                self._session.last_status = None  # MSAL may answer from its own cache, without a request
             try:
                 if self._app is None:
                     self._app = self._make_app()
                 result = self._acquire(self._app)
-            except requests.HTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else None
-                raise PollError(
-                    "http_5xx" if status and status >= 500 else "auth",
-                    f"the identity platform answered HTTP {status}",
-                    status=status,
-                ) from None
+            except (requests.HTTPError, msal.exceptions.MsalServiceError) as exc:
+                # MSAL raises MsalServiceError("HTTP Error: 503") for a token endpoint's 5xx (also when it
+                # replays one it has cached for its Retry-After), and an HTTPError for a failed discovery.
+                status = self._status() or _status_in(exc)
+                raise self._unavailable(status) from None
             except requests.Timeout:
                 raise PollError("timeout", "the identity platform did not answer in time") from None
             except requests.RequestException as exc:
                 raise PollError("network", f"cannot reach the identity platform: {_first_line(exc)}") from None
             except (ValueError, OSError, RuntimeError) as exc:
-                # MSAL raises these for a refused OIDC discovery, an unreadable key or token file.
+                # MSAL raises these for a refused OIDC discovery, an unreadable key or token file, and an
+                # answer that is not JSON (a managed identity endpoint's 5xx page, say).
+                status = self._status()
+                if status is not None and (status >= 500 or status == 429):
+                    raise self._unavailable(status) from None
+                if isinstance(exc, json.JSONDecodeError):
+                    raise PollError(
+                        "bad_response", f"the identity platform's answer is not JSON (HTTP {status})", status=status
+                    ) from None
                 raise PollError("auth", f"cannot set up the credential: {_first_line(exc)}") from None
         if result.get("access_token"):
             return str(result["access_token"])
+        status = self._status()
+        if status is not None and (status >= 500 or status == 429):
+            # A managed identity endpoint's 5xx comes back as an error dict: the platform failed, not us.
+            error = self._unavailable(status)
+            error.code = str(result.get("error") or "") or None
+            raise error
         description = str(result.get("error_description") or "")
         aadsts = _AADSTS_RE.search(description)
         raise PollError(
@@ -95,6 +128,25 @@ class MsalTokens:
         # A fresh app has an empty cache; recreating it costs one OIDC discovery, and 401s are rare.
         with self._lock:
             self._app = None
+
+    def _status(self) -> int | None:
+        return self._session.last_status if self._session is not None else None
+
+    @staticmethod
+    def _unavailable(status: int | None) -> PollError:
+        return PollError(
+            "throttled" if status == 429 else "http_5xx",
+            f"the identity platform answered HTTP {status or '5xx'}",
+            status=status,
+        )
+
+
+def _status_in(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, requests.Response):
+        return response.status_code
+    match = _HTTP_STATUS_RE.search(str(exc))
+    return int(match.group(1)) if match else None
 
 
 def _first_line(value: object, limit: int = 300) -> str:
@@ -130,9 +182,11 @@ def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
             if cred.client_id
             else msal.SystemAssignedManagedIdentity()
         )
+        mi_session = TimeoutSession(config.http_timeout)
         return MsalTokens(
-            lambda: msal.ManagedIdentityClient(identity, http_client=TimeoutSession(config.http_timeout)),
+            lambda: msal.ManagedIdentityClient(identity, http_client=mi_session),
             lambda app: app.acquire_token_for_client(resource=config.graph_root),
+            mi_session,
         )
 
     def client_credential() -> Any:
@@ -148,6 +202,8 @@ def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
 
     host = urlsplit(config.authority_host).hostname
     scopes = [f"{config.graph_root}/.default"]
+    # Our session rather than MSAL's own (which would get `timeout=`): the same timeouts, plus the last status.
+    session = TimeoutSession(config.http_timeout)
     return MsalTokens(
         lambda: msal.ConfidentialClientApplication(
             tenant.client_id,
@@ -155,7 +211,8 @@ def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
             authority=f"{config.authority_host}/{tenant.tenant_id}",
             # For any host that is not Microsoft's, MSAL would otherwise ask login.microsoftonline.com.
             instance_discovery=None if host in MICROSOFT_AUTHORITY_HOSTS else False,
-            timeout=config.http_timeout,
+            http_client=session,
         ),
         lambda app: app.acquire_token_for_client(scopes),
+        session,
     )
