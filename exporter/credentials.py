@@ -49,7 +49,8 @@ class TimeoutSession(requests.Session):
 
     MSAL does not say what status a failed token request had: a 5xx from the token endpoint becomes an
     MsalServiceError, and from a managed identity endpoint an error dict or a JSON error. The status
-    tells a failing identity platform (retried) from a refused credential (not retried).
+    tells a failing identity platform (retried) from a refused credential (not retried). It stays until
+    a token is obtained: MSAL replays a 429/5xx from its own cache for its Retry-After, without a request.
     """
 
     def __init__(self, timeout: float) -> None:
@@ -80,8 +81,6 @@ class MsalTokens:
 
     def token(self) -> str:
         with self._lock:
-            if self._session is not None:
-                self._session.last_status = None  # MSAL may answer from its own cache, without a request
             try:
                 if self._app is None:
                     self._app = self._make_app()
@@ -89,24 +88,25 @@ class MsalTokens:
             except (requests.HTTPError, msal.exceptions.MsalServiceError) as exc:
                 # MSAL raises MsalServiceError("HTTP Error: 503") for a token endpoint's 5xx (also when it
                 # replays one it has cached for its Retry-After), and an HTTPError for a failed discovery.
-                status = self._status() or _status_in(exc)
-                raise self._unavailable(status) from None
+                raise self._unavailable(_status_in(exc) or self._status()) from None
             except requests.Timeout:
                 raise PollError("timeout", "the identity platform did not answer in time") from None
             except requests.RequestException as exc:
                 raise PollError("network", f"cannot reach the identity platform: {_first_line(exc)}") from None
-            except (ValueError, OSError, RuntimeError) as exc:
-                # MSAL raises these for a refused OIDC discovery, an unreadable key or token file, and an
-                # answer that is not JSON (a managed identity endpoint's 5xx page, say).
+            except json.JSONDecodeError:
+                # An answer that is not JSON: a managed identity endpoint's 5xx page, say.
                 status = self._status()
                 if status is not None and (status >= 500 or status == 429):
                     raise self._unavailable(status) from None
-                if isinstance(exc, json.JSONDecodeError):
-                    raise PollError(
-                        "bad_response", f"the identity platform's answer is not JSON (HTTP {status})", status=status
-                    ) from None
+                raise PollError(
+                    "bad_response", f"the identity platform's answer is not JSON (HTTP {status})", status=status
+                ) from None
+            except (ValueError, OSError, RuntimeError) as exc:
+                # MSAL raises these for a refused OIDC discovery, an unreadable key or token file.
                 raise PollError("auth", f"cannot set up the credential: {_first_line(exc)}") from None
         if result.get("access_token"):
+            if self._session is not None:
+                self._session.last_status = None
             return str(result["access_token"])
         status = self._status()
         if status is not None and (status >= 500 or status == 429):
