@@ -29,6 +29,8 @@ from tests.conftest import FIXTURES, ROOT, exposition, make_exporter, value
 from tests.fakegraph import (
     DETAILS_PATH,
     LEGACY_PATH,
+    MSI_HEADER,
+    MSI_PATH,
     FakeGraph,
     Fault,
     graph_error,
@@ -473,3 +475,25 @@ def _up(url: str) -> bool:
         return last_success(url, FakeGraph.tenant_id) > 0
     except OSError:
         return False  # not listening yet
+
+
+def test_a_managed_identity_endpoint_failing_with_a_5xx_page_is_a_5xx_not_a_refused_credential(
+    fake: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MSAL hands the endpoint's HTML error page to json.loads: without the status, it looked like "auth".
+    monkeypatch.setenv("IDENTITY_ENDPOINT", fake.url + MSI_PATH)
+    monkeypatch.setenv("IDENTITY_HEADER", MSI_HEADER)
+    env = {"AZURE_TENANT_ID": fake.tenant_id, "REQUESTS_CA_BUNDLE": str(fake.ca_path)}
+    exporter = make_exporter(fake, env=env, auth="managed-identity", source="legacy", poll_timeout="2s")
+    fake.fail("msi", Fault(500, "<html>Service Unavailable</html>"))
+    (status,) = exporter.poller.poll_round()
+    assert status.last_reason == "http_5xx", status.last_detail
+    assert fake.requests_to(LEGACY_PATH) == []
+    # The next poll, given the room for a 5 s back-off, rides it out: MSAL replays the cached 500 for 5 s
+    # (no request), the retry after the back-off gets a token. The endpoint was asked twice in all.
+    (job,) = exporter.poller.jobs
+    assert job.poll(RECOVERY_BUDGET).up
+    assert len(fake.requests_to(MSI_PATH)) == 2
+    tenant = fake.tenant_id
+    assert (value(exporter, "credential_exporter_graph_retries_total", tenant=tenant, reason="http_5xx") or 0) >= 1
+    assert value(exporter, "tenant_total_users", tenant=tenant) == 23123
