@@ -205,6 +205,13 @@ FAILURES: dict[str, Case] = {
         flags={"poll_timeout": "1s"},
         short_lived_tokens=True,
     ),
+    "token-endpoint-not-json": Case(
+        lambda s, f: [Fault(200, "<html>Down for maintenance</html>")],
+        "bad_response",
+        route="token",
+        detail="identity platform's answer is not JSON",
+        short_lived_tokens=True,
+    ),
     "invalid-client": Case(
         lambda s, f: [
             Fault(
