@@ -42,6 +42,9 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"
     timeout = 15  # seconds a client may take to send its request: a slow one must not hold a thread forever
+    # Headers and body go out in two writes; with Nagle on, the body waits for the client's delayed ACK of
+    # the headers, and every scrape on a kept-alive connection (as Prometheus scrapes) took 40 ms more.
+    disable_nagle_algorithm = True
     app: App  # set on the subclass made by serve()
 
     def do_GET(self) -> None:
