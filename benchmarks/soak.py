@@ -253,7 +253,6 @@ def run(duration: float, warmup: float | None = None, seed: int | None = None, q
         fake = FakeGraph(workdir)
         fake.users = [user_record(i) for i in range(USERS)]
         fake.token_lifetime = 240  # under MSAL's 5-minute margin: token requests on every poll, so token faults bite
-        os.environ["REQUESTS_CA_BUNDLE"] = str(fake.ca_path)
         runs = [_start(fake, source, workdir) for source in ("legacy", "details")]
         stop, stop_faults = threading.Event(), threading.Event()
         up_events = {r.source: threading.Event() for r in runs}
