@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -252,3 +253,24 @@ def test_a_secret_file_is_read_and_trimmed(fake: FakeGraph, tmp_path: Path) -> N
     del env["AZURE_CLIENT_SECRET"]
     result = run_cli("--once", "--graph.endpoint", fake.url, env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_json_logs_are_one_object_per_line_with_the_graph_code(fake: FakeGraph) -> None:
+    fake.fail("legacy", graph_error(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant", "No P1.", "req-7"))
+    result = run_cli("--once", "--log.format", "json", "--graph.endpoint", fake.url, env=fake.env())
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    (failure,) = [line for line in lines if line["msg"] == "poll failed"]
+    assert failure["level"] == "warn" and failure["tenant"] == fake.tenant_id
+    assert failure["code"] == "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
+    assert failure["request_id"] == "req-7" and failure["reason"] == "http_4xx"
+
+
+def test_sigterm_stops_within_seconds_even_while_graph_is_stalling(fake: FakeGraph) -> None:
+    fake.fail("legacy", Fault(action="stall", seconds=25, status=200, body={"value": []}))
+    with running("--graph.endpoint", fake.url, env=fake.env()) as (_url, proc):
+        wait_for(lambda: len(fake.requests_to("/beta/reports/getCredentialUserRegistrationCount")) == 1)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert time.monotonic() - started < 5

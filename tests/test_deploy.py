@@ -1,0 +1,230 @@
+"""What ships under deploy/ and in the Dockerfile agrees with itself and with the exporter.
+
+These read the files only; the real programs run them in tests/e2e/ (Prometheus, Alertmanager) and in CI
+(promtool, kubectl kustomize + kubernetes-validate, hadolint, .ci/dockerfile_steps.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "kubernetes" / "base"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "entra-credential-exporter.json"
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def readme_metrics() -> set[str]:
+    """The metric names of the README's metrics table: the exporter's contract."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Metrics") :]
+    table = table[: table.index("\n## ", 1)]
+    return set(re.findall(r"^\| `([a-z_]+)` \|", table, re.MULTILINE))
+
+
+def dashboard_panels() -> list[dict[str, Any]]:
+    panels: list[dict[str, Any]] = []
+
+    def walk(items: list[dict[str, Any]]) -> None:
+        for panel in items:
+            panels.append(panel)
+            walk(panel.get("panels", []))
+
+    walk(json.loads(DASHBOARD.read_text())["panels"])
+    return panels
+
+
+# --- rules --------------------------------------------------------------------------------------------
+
+
+def test_the_prometheusrule_is_generated_from_the_rules_file_and_up_to_date() -> None:
+    sys.path.insert(0, str(DEPLOY / "kubernetes"))
+    try:
+        import generate_prometheusrule as generator  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    rules_text = (DEPLOY / "prometheus" / "rules.yml").read_text()
+    checked_in = (K8S / "prometheusrule.yaml").read_text()
+    assert checked_in == generator.render(rules_text), "run python3 deploy/kubernetes/generate_prometheusrule.py"
+    resource = yaml.safe_load(checked_in)
+    assert resource["kind"] == "PrometheusRule" and resource["apiVersion"] == "monitoring.coreos.com/v1"
+    assert resource["spec"] == yaml.safe_load(rules_text)
+
+
+def test_every_alert_has_a_severity_a_summary_a_description_and_a_runbook_section() -> None:
+    rules = load(DEPLOY / "prometheus" / "rules.yml")
+    alerts = [rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^## (.+)$", runbook, re.M)}
+    assert {a["alert"] for a in alerts} >= {
+        "EntraMFACoverageDropped",
+        "EntraMFACoverageBelowFloor",
+        "EntraAdminsWithoutMFA",
+        "EntraCredentialPollsFailing",
+        "EntraCredentialDataStale",
+        "EntraCredentialGraphThrottled",
+    }
+    for alert in alerts:
+        assert alert["labels"]["severity"] in ("critical", "warning", "info"), alert["alert"]
+        annotations = alert["annotations"]
+        assert "$labels.tenant" in annotations["summary"] or "$labels.instance" in annotations["summary"]
+        text = annotations["summary"] + annotations["description"]
+        assert "$value" in text or "| query" in text or "Down" in alert["alert"], "name the values"
+        page, _, anchor = annotations["runbook_url"].partition("#")
+        assert page == "docs/runbook.md" and anchor == alert["alert"].lower(), alert["alert"]
+        assert anchor in anchors, f"docs/runbook.md has no section for {alert['alert']}"
+
+
+# --- dashboard ----------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_has_datasource_and_tenant_variables_and_every_panel_uses_them() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["schemaVersion"] >= 36  # Grafana 10 and later import it without migration surprises
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert variables["tenant"]["query"]["query"] == "label_values(credential_exporter_up, tenant)"
+    assert variables["tenant"]["multi"] and variables["tenant"]["includeAll"]
+    panels = dashboard_panels()
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels:
+        assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24, panel["title"]
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}"
+            if "build_info" not in target["expr"]:  # the only series without a tenant label
+                assert 'tenant=~"$tenant"' in target["expr"], (panel["title"], target["expr"])
+
+
+def test_the_dashboard_shows_every_metric_of_the_readme() -> None:
+    exprs = " ".join(t["expr"] for p in dashboard_panels() for t in p.get("targets", []))
+    rules = (DEPLOY / "prometheus" / "rules.yml").read_text()
+    metrics = readme_metrics()
+    assert "credential_registered_users" in metrics and "credential_exporter_up" in metrics
+    unused = [m for m in sorted(metrics) if not re.search(rf"\b{m}\b", exprs + rules)]
+    assert unused == []
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------------
+
+
+def by_kind() -> dict[str, dict[str, Any]]:
+    kustomization = load(K8S / "kustomization.yaml")
+    resources = [load(K8S / name) for name in kustomization["resources"]]
+    return {r["kind"]: r for r in resources}
+
+
+def test_the_deployment_is_locked_down_and_probed() -> None:
+    deployment = by_kind()["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert security["runAsNonRoot"] is True and isinstance(security["runAsUser"], int) and security["runAsUser"] > 0
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+    # The secret is a read-only file, named by AZURE_CLIENT_SECRET_FILE; never an environment value.
+    (mount,) = container["volumeMounts"]
+    assert mount["readOnly"] is True
+    env = {e["name"]: e for e in container["env"]}
+    assert env["AZURE_CLIENT_SECRET_FILE"]["value"].startswith(mount["mountPath"] + "/")
+    assert "AZURE_CLIENT_SECRET" not in env
+    (volume,) = pod["volumes"]
+    assert volume["name"] == mount["name"] and "secret" in volume
+
+
+def test_the_image_user_and_port_match_the_manifests() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.M)
+    assert user, "the image's USER must be numeric"
+    container = by_kind()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["runAsUser"] == int(user.group(1))
+    assert container["securityContext"]["runAsGroup"] == int(user.group(2))
+    assert re.search(r"^EXPOSE 9918$", dockerfile, re.M)
+    assert container["ports"][0]["containerPort"] == 9918
+    assert re.search(r'^ENTRYPOINT \["entra-credential-exporter"\]$', dockerfile, re.M)
+
+
+def test_the_service_servicemonitor_and_networkpolicy_select_the_exporter_pods() -> None:
+    kinds = by_kind()
+    pod_labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    service = kinds["Service"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert kinds["ServiceMonitor"]["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert kinds["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    # The alert EntraCredentialExporterDown watches job=~"entra-credential-exporter.*": the Service's name.
+    assert service["metadata"]["name"] == "entra-credential-exporter"
+    policy = kinds["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    egress_ports = sorted((p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"])
+    assert egress_ports == [(53, "TCP"), (53, "UDP"), (443, "TCP")]
+    assert all("to" not in rule or rule["to"] for rule in policy["egress"])
+
+
+def test_the_serviceaccount_documents_workload_identity() -> None:
+    account = by_kind()["ServiceAccount"]
+    assert "azure.workload.identity/client-id" in account["metadata"]["annotations"]
+    overlay = (DEPLOY / "kubernetes" / "workload-identity" / "kustomization.yaml").read_text()
+    assert "azure.workload.identity~1use" in overlay
+
+
+def test_no_real_secret_is_shipped() -> None:
+    secret = by_kind()["Secret"]
+    assert set(secret["stringData"].values()) == {"replace-with-the-client-secret"}
+
+
+# --- compose ------------------------------------------------------------------------------------------
+
+
+def test_the_compose_demo_runs_the_exporter_in_demo_mode_with_the_files_the_e2e_tests_load() -> None:
+    compose_file = DEPLOY / "compose" / "compose.yaml"
+    services = load(compose_file)["services"]
+    assert services["exporter"]["command"] == ["--demo"]
+    assert (compose_file.parent / services["exporter"]["build"]["context"] / "Dockerfile").resolve() == (
+        ROOT / "Dockerfile"
+    )
+    mounts = {}
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if source.startswith("."):
+                path = (compose_file.parent / source).resolve()
+                assert path.exists(), volume
+                mounts[target] = path
+    from tests.e2e.stack import ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG, RULES
+
+    assert mounts["/etc/prometheus/prometheus.yml"] == PROMETHEUS_CONFIG
+    assert mounts["/etc/prometheus/rules.yml"] == RULES
+    assert mounts["/etc/alertmanager/alertmanager.yml"] == ALERTMANAGER_CONFIG
+    assert mounts["/var/lib/grafana/dashboards"] == DASHBOARD.parent
+    for name, service in services.items():
+        if "image" in service and name != "exporter":
+            assert re.search(r":v?\d+\.\d+\.\d+$", service["image"]), f"{name}: pin a full version"
+
+
+@pytest.mark.parametrize("path", sorted((DEPLOY / "grafana" / "provisioning").rglob("*.yml")), ids=lambda p: p.name)
+def test_grafana_provisioning_files_are_version_1(path: Path) -> None:
+    assert load(path)["apiVersion"] == 1
