@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -36,8 +37,8 @@ _PEM_RE = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
 
 
 class TokenProvider(Protocol):
-    def token(self) -> str:
-        """A bearer token for Graph; raises PollError."""
+    def token(self, deadline: float | None = None) -> str:
+        """A bearer token for Graph, by `deadline` (monotonic clock) if given; raises PollError."""
 
     def invalidate(self) -> None:
         """Forget any cached token (Graph refused it with 401)."""
@@ -57,9 +58,17 @@ class TimeoutSession(requests.Session):
         super().__init__()
         self._timeout = timeout
         self.last_status: int | None = None
+        # The poll's deadline (monotonic clock): no request outlasts the poll's budget, as Graph's do not.
+        self.deadline: float | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
+        timeout = self._timeout
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise requests.Timeout("the poll's time budget ran out")
+            timeout = min(timeout, remaining)
+        kwargs.setdefault("timeout", timeout)
         response = super().request(*args, **kwargs)
         self.last_status = response.status_code
         return response
@@ -79,8 +88,10 @@ class MsalTokens:
         self._app: Any = None
         self._lock = threading.Lock()
 
-    def token(self) -> str:
+    def token(self, deadline: float | None = None) -> str:
         with self._lock:
+            if self._session is not None:
+                self._session.deadline = deadline
             try:
                 if self._app is None:
                     self._app = self._make_app()

@@ -126,7 +126,7 @@ class GraphClient:
             if retrying:
                 self._counters.count_retry(retrying)
             try:
-                return self._get_once(url, self._tokens.token(), deadline)
+                return self._get_once(url, self._tokens.token(deadline), deadline)
             except _Unauthorized as unauthorized:
                 if refreshed:
                     raise unauthorized.error from None
