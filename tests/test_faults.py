@@ -506,3 +506,15 @@ def test_a_managed_identity_endpoint_failing_with_a_5xx_page_is_a_5xx_not_a_refu
     tenant = fake.tenant_id
     assert (value(exporter, "credential_exporter_graph_retries_total", tenant=tenant, reason="http_5xx") or 0) >= 1
     assert value(exporter, "tenant_total_users", tenant=tenant) == 23123
+
+
+def test_a_stalled_token_endpoint_cannot_hold_a_poll_past_its_budget(fake: FakeGraph) -> None:
+    fake.token_lifetime = 120  # every poll asks the token endpoint
+    exporter = make(fake, "legacy", poll_timeout="2s")  # --graph.timeout stays at its 30 s default
+    assert exporter.poller.poll_round()[0].up
+    fake.fail("token", Fault(action="stall", seconds=30))
+    (status,) = exporter.poller.poll_round()
+    assert status.last_reason == "timeout", status.last_detail
+    # Generous: the budget is 2 s; the read timeout alone would have let the token request run for 30 s.
+    assert status.last_duration is not None and status.last_duration < 10
+    assert exporter.poller.poll_round()[0].up
