@@ -99,7 +99,10 @@ class MsalTokens:
             except (requests.HTTPError, msal.exceptions.MsalServiceError) as exc:
                 # MSAL raises MsalServiceError("HTTP Error: 503") for a token endpoint's 5xx (also when it
                 # replays one it has cached for its Retry-After), and an HTTPError for a failed discovery.
-                raise self._unavailable(_status_in(exc) or self._status()) from None
+                status = _status_in(exc) or self._status()
+                if status is not None and 400 <= status < 500 and status != 429:
+                    raise PollError("auth", f"the identity platform answered HTTP {status}", status=status) from None
+                raise self._unavailable(status) from None
             except requests.Timeout:
                 raise PollError("timeout", "the identity platform did not answer in time") from None
             except requests.RequestException as exc:
