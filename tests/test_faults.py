@@ -273,6 +273,7 @@ def test_a_fault_keeps_the_last_good_numbers_says_why_and_clears_by_itself(
     faults = case.faults(source, fake)
     inject(fake, source, case, faults)
     requests_before = len(fake.requests_to(PATHS[source]))
+    tokens_before = fake.token_requests
     (status,) = exporter.poller.poll_round()
 
     assert not status.up
@@ -287,6 +288,8 @@ def test_a_fault_keeps_the_last_good_numbers_says_why_and_clears_by_itself(
     # endpoint sent no request to Graph for the page).
     graph_faults = len(faults) if case.route == "graph" else 0
     assert len(fake.requests_to(PATHS[source])) == requests_before + (source == "details") + graph_faults
+    if case.route == "token":  # invalid_client included: asked once, not again within the poll
+        assert fake.token_requests == tokens_before + (source == "details") + len(faults)
 
     # The fault has cleared: the next poll succeeds by itself and publishes the tenant's new numbers. Its
     # budget is long enough to wait out a Retry-After that outlasted the failed poll's.
