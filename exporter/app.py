@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import requests
 from prometheus_client import CollectorRegistry
@@ -12,8 +13,10 @@ from exporter.collector import RegistrationCollector
 from exporter.config import Config, Demo, Tenant
 from exporter.credentials import token_provider
 from exporter.graph import GraphClient
-from exporter.pacing import Gate
+from exporter.pacing import Gate, Window
 from exporter.poller import Poller, TenantJob
+from exporter.reloading import Reloaded, adopt, restart_needed, with_tenants_of
+from exporter.sessions import Sessions
 from exporter.sources import Source
 from exporter.sources.auto import AutoSource
 from exporter.sources.demo import DemoSource
@@ -25,20 +28,33 @@ from exporter.telemetry import TenantCounters
 ProgressReporter = Callable[[str, int, int, float], None]
 
 
+@dataclass(frozen=True)
+class Shared:
+    """What every tenant's job shares: Graph's pace across tenants, and the connection pools."""
+
+    window: Window | None
+    sessions: Sessions
+
+
 def build_job(
-    tenant: Tenant, config: Config, stop: threading.Event, progress: ProgressReporter | None = None
+    tenant: Tenant,
+    config: Config,
+    stop: threading.Event,
+    progress: ProgressReporter | None = None,
+    shared: Shared | None = None,
 ) -> TenantJob:
+    """One tenant's job; without `shared`, it has connections of its own and only its own pace."""
     counters = TenantCounters()
     if isinstance(tenant.credential, Demo):
         return TenantJob(tenant.name, DemoSource(), counters)
     graph = GraphClient(
         root=config.graph_root,
-        tokens=token_provider(tenant, config),
-        gate=Gate(config.rate_limit, sleep=stop.wait),
+        tokens=token_provider(tenant, config, shared.sessions.identity if shared else None),
+        gate=Gate(config.rate_limit, sleep=stop.wait, shared=shared.window if shared else None),
         counters=counters,
         read_timeout=config.http_timeout,
         sleep=stop.wait,
-        session=requests.Session(),
+        session=shared.sessions.graph if shared else requests.Session(),
     )
     legacy = LegacySource(graph)
     on_page: Progress | None = None
@@ -57,12 +73,24 @@ def build_job(
     return TenantJob(tenant.name, source, counters)
 
 
+def owned(config: Config) -> tuple[Tenant, ...]:
+    """The tenants this replica polls and serves: its shard of the configured ones."""
+    return tuple(t for t in config.tenants if config.shard.owns(t.tenant_id))
+
+
 class Exporter:
     def __init__(self, config: Config, progress: ProgressReporter | None = None) -> None:
         self.config = config
         self.stop = threading.Event()
+        self.shared = Shared(
+            # One window for every tenant's requests: Graph also limits an app across all its tenants.
+            Window(config.global_rate_limit) if config.global_rate_limit else None,
+            Sessions.for_pool(config.http_timeout, config.poll_concurrency),
+        )
+        self._progress = progress
+        self._jobs = {tenant: self._build(tenant) for tenant in owned(config)}
         self.poller = Poller(
-            [build_job(tenant, config, self.stop, progress) for tenant in config.tenants],
+            list(self._jobs.values()),
             interval=config.poll_interval,
             timeout=config.poll_timeout,
             concurrency=config.poll_concurrency,
@@ -70,3 +98,15 @@ class Exporter:
         )
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text))
+
+    def _build(self, tenant: Tenant) -> TenantJob:
+        return build_job(tenant, self.config, self.stop, self._progress, self.shared)
+
+    def reload(self, new: Config) -> Reloaded:
+        """Adopt `new`'s tenants without a restart (see exporter.reloading)."""
+        done = adopt(self._jobs, owned(new), self._build)
+        done = replace(done, restart_needed=restart_needed(self.config, new))
+        self._jobs = done.jobs
+        self.config = with_tenants_of(self.config, new)
+        self.poller.replace_jobs(list(done.jobs.values()))
+        return done

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
 from prometheus_client import generate_latest
 
-from exporter import __version__, logs
-from exporter.app import Exporter
-from exporter.config import CLOUDS, LOG_FORMATS, LOG_LEVELS, SOURCES, Flags, build_config
+from exporter import __version__, configfile, logs
+from exporter.app import Exporter, owned
+from exporter.config import CLOUDS, LOG_FORMATS, LOG_LEVELS, SOURCES, Config, Flags, build_config
 from exporter.errors import ConfigError
 from exporter.web import App, serve
 
@@ -104,6 +106,39 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log.format", dest="log_format", default=d.log_format, help=f"{', '.join(LOG_FORMATS)} (default %(default)s)"
     )
+    p.add_argument(
+        "--config.file",
+        dest="config_file",
+        default=None,
+        help="YAML file with the tenants and options (flags win over it); SIGHUP re-reads it. "
+        "Without it, one tenant from the AZURE_* environment",
+    )
+    p.add_argument(
+        "--graph.global-rate-limit",
+        dest="global_rate_limit",
+        default=d.global_rate_limit,
+        help="requests to Graph per period across all tenants, like 122/10s, or off (default %(default)s)",
+    )
+    p.add_argument(
+        "--shard.count",
+        dest="shard_count",
+        type=int,
+        default=d.shard_count,
+        help="replicas that share the tenants (default %(default)s: no sharding)",
+    )
+    p.add_argument(
+        "--shard.index",
+        dest="shard_index",
+        type=int,
+        default=None,
+        help="this replica's shard, from 0 to --shard.count - 1",
+    )
+    p.add_argument(
+        "--shard.index-from-hostname",
+        dest="shard_index_from_hostname",
+        action="store_true",
+        help="take --shard.index from a host name ending in -<index> (a StatefulSet pod's)",
+    )
     p.add_argument("--demo", action="store_true", help="serve a simulated tenant: no credentials, no network")
     p.add_argument(
         "--once",
@@ -114,18 +149,36 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def explicit_flags(argv: Sequence[str] | None) -> frozenset[str]:
+    """The Flags fields given on the command line (they win over the configuration file)."""
+    p = parser()
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+    return frozenset(vars(p.parse_args(argv)))
+
+
+def load_config(flags: Flags, explicit: frozenset[str], env: Mapping[str, str]) -> Config:
+    if flags.config_file is not None and not flags.demo:
+        return configfile.load(flags, explicit, env)
+    return build_config(flags, env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    flags, explicit = Flags(**vars(args)), explicit_flags(argv)
     try:
-        config = build_config(Flags(**vars(args)), os.environ)
+        config = load_config(flags, explicit, os.environ)
     except ConfigError as exc:
         print(f"entra-credential-exporter: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log_level, config.log_format, config.secrets)
+    # Everything imported and built so far lives as long as the process: keep the cyclic garbage collector
+    # from walking it again at every full collection while pages of records are decoded and summed.
+    gc.freeze()
     if config.once:
         # Paging a large tenant takes minutes: show progress to a person watching, nothing to a pipe.
         return _once(Exporter(config, _show_progress if sys.stderr.isatty() else None))
-    code = _serve(Exporter(config))
+    code = _serve(Exporter(config), lambda: load_config(flags, explicit, os.environ))
     # A request to Graph in flight cannot be interrupted, and Python would wait for its thread at exit:
     # leave now, so that SIGTERM stops the exporter within seconds, not after a read timeout.
     logging.shutdown()
@@ -149,16 +202,19 @@ def _once(exporter: Exporter) -> int:
     return 1 if failed else 0
 
 
-def _serve(exporter: Exporter) -> int:
+def _serve(exporter: Exporter, reread: Callable[[], Config]) -> int:
     config, poller = exporter.config, exporter.poller
+    reload_requested = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if not exporter.stop.is_set():  # `timeout` and process managers may send the signal twice
             log.info("shutting down", extra={"kv": {"signal": signal.Signals(signum).name}})
         exporter.stop.set()
+        reload_requested.set()  # wakes the main loop
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: reload_requested.set())
     app = App(exporter.registry, lambda: poller.jobs, poller.alive, poller.first_round_done.is_set)
     try:
         server = serve(app, config.listen_host, config.listen_port)
@@ -178,14 +234,50 @@ def _serve(exporter: Exporter) -> int:
             "kv": {
                 "version": __version__,
                 "address": f"{config.listen_host}:{server.server_address[1]}",
-                "tenants": len(config.tenants),
+                "tenants": len(poller.jobs),
+                "shard": str(config.shard),
                 "interval": config.poll_interval_text,
             }
         },
     )
     poller.start()
-    exporter.stop.wait()
+    while not exporter.stop.is_set():
+        reload_requested.wait()
+        reload_requested.clear()
+        if not exporter.stop.is_set():
+            _reload(exporter, reread)
     server.shutdown()
     server.server_close()
     poller.close()
     return 0
+
+
+def _reload(exporter: Exporter, reread: Callable[[], Config]) -> None:
+    """SIGHUP: re-read the configuration file and adopt its tenants; a bad file changes nothing."""
+    if exporter.config.config_file is None:
+        log.info("SIGHUP ignored: there is no --config.file to re-read")
+        return
+    try:
+        new = reread()
+    except ConfigError as exc:
+        log.error(
+            "configuration reload refused; the running configuration stays",
+            extra={"kv": {"file": exporter.config.config_file, "problems": "; ".join(exc.problems)}},
+        )
+        return
+    done = exporter.reload(new)
+    logs.setup(exporter.config.log_level, exporter.config.log_format, exporter.config.secrets)
+    fields: dict[str, object] = {
+        "tenants": len(owned(new)),
+        "added": _names(done.added),
+        "removed": _names(done.removed),
+        "changed": _names(done.changed),
+    }
+    if done.restart_needed:
+        fields["restart_needed"] = ",".join(done.restart_needed)
+    log.info("configuration reloaded", extra={"kv": fields})
+
+
+def _names(names: Sequence[str], shown: int = 10) -> str:
+    more = f",…(+{len(names) - shown})" if len(names) > shown else ""
+    return ",".join(names[:shown]) + more

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from exporter.errors import ConfigError
+from exporter.sharding import Shard, build_shard
 
 
 class Secret:
@@ -58,6 +60,7 @@ CLOUDS = {
 MICROSOFT_AUTHORITY_HOSTS = frozenset(urlsplit(c.authority_host).hostname for c in CLOUDS.values())
 
 SOURCES = ("auto", "legacy", "details")
+WHOLE = Shard()  # not sharded: every tenant
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("logfmt", "json")
 
@@ -79,6 +82,9 @@ def parse_rate_limit(text: str) -> RateLimit | None:
     if not sep or not count.strip().isdigit() or int(count) < 1:
         raise ValueError(f"{text!r} is not a rate like 5/10s, or off")
     return RateLimit(int(count), parse_duration(period))
+
+
+GRAPH_GLOBAL_LIMIT = RateLimit(122, 10.0)  # Graph's identity reports: per app, across all its tenants
 
 
 # --- credentials: exactly one per tenant -------------------------------------------------------
@@ -147,6 +153,9 @@ class Config:
     page_size: int = 999
     max_pages: int = 10_000
     rate_limit: RateLimit | None = RateLimit(5, 10.0)
+    global_rate_limit: RateLimit | None = GRAPH_GLOBAL_LIMIT
+    shard: Shard = WHOLE
+    config_file: str | None = None  # the tenants come from this file (and SIGHUP re-reads it)
     # Every secret the exporter holds, so that log output can be scrubbed of them as a last line of defence.
     secrets: tuple[Secret, ...] = field(default=(), repr=False)
 
@@ -240,10 +249,18 @@ class Flags:
     log_format: str = "logfmt"
     demo: bool = False
     once: bool = False
+    config_file: str | None = None
+    global_rate_limit: str = "122/10s"
+    shard_count: int = 1
+    shard_index: int | None = None
+    shard_index_from_hostname: bool = False
 
 
 def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
-    """Validate flags and environment together; raise ConfigError naming every problem."""
+    """Validate flags and environment together; raise ConfigError naming every problem.
+
+    With --config.file, the tenants are left empty: exporter.configfile reads them from the file.
+    """
     problems: list[str] = []
 
     def duration(name: str, text: str, default: float = 0.0) -> float:
@@ -285,6 +302,8 @@ def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
         problems.append(f"--log.level: {flags.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if flags.log_format not in LOG_FORMATS:
         problems.append(f"--log.format: {flags.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    if flags.demo and flags.config_file is not None:
+        problems.append("--config.file: the demo serves its own simulated tenant; leave out one of the two")
     if flags.source not in SOURCES:
         problems.append(f"--source: {flags.source!r} is not one of {', '.join(SOURCES)}")
 
@@ -305,10 +324,20 @@ def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
         except ValueError as exc:
             problems.append(f"AZURE_AUTHORITY_HOST: {exc}")
 
+    try:
+        global_rate_limit = parse_rate_limit(flags.global_rate_limit)
+    except ValueError as exc:
+        problems.append(f"--graph.global-rate-limit: {exc}")
+        global_rate_limit = None
+    hostname = (env.get("HOSTNAME") or socket.gethostname()) if flags.shard_index_from_hostname else None
+    shard = build_shard(flags.shard_count, flags.shard_index, hostname, problems)
+
     secrets: list[Secret] = []
     tenants: tuple[Tenant, ...]
     if flags.demo:
         tenants = (Tenant("demo", "00000000-0000-0000-0000-000000000000", None, Demo(), "demo"),)
+    elif flags.config_file is not None:
+        tenants = ()
     else:
         tenant = _tenant_from_env(flags, env, problems, secrets)
         tenants = (tenant,) if tenant else ()  # empty only when problems were found
@@ -331,6 +360,9 @@ def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
         demo=flags.demo,
         once=flags.once,
         http_timeout=http_timeout,
+        global_rate_limit=global_rate_limit,
+        shard=shard,
+        config_file=None if flags.demo else flags.config_file,
         page_size=flags.page_size,
         max_pages=flags.max_pages,
         rate_limit=rate_limit,

@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -187,8 +188,23 @@ def _certificate_credential(cert: Certificate) -> dict[str, Any]:
     return credential
 
 
-def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
-    """The token source for one tenant, from its configured credential."""
+def _tenant_session(timeout: float, shared: requests.Session | None) -> TimeoutSession:
+    """MSAL's HTTP client for one tenant: its own session, since the last status and the poll's deadline it
+    keeps are the tenant's (tenants are polled at once), over the shared connection pools if there are any."""
+    session = TimeoutSession(timeout)
+    if shared is not None:
+        for prefix, adapter in shared.adapters.items():
+            session.mount(prefix, adapter)  # the same adapters: the same pools of connections
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # an empty list allows no domain
+    return session
+
+
+def token_provider(tenant: Tenant, config: Config, http: requests.Session | None = None) -> TokenProvider:
+    """The token source for one tenant, from its configured credential.
+
+    `http` is a session whose connection pools MSAL shares with other tenants to talk to the identity
+    platform; without it, the tenant's MSAL object has pools of its own.
+    """
     cred = tenant.credential
     if isinstance(cred, ManagedIdentity):
         identity = (
@@ -196,7 +212,7 @@ def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
             if cred.client_id
             else msal.SystemAssignedManagedIdentity()
         )
-        mi_session = TimeoutSession(config.http_timeout)
+        mi_session = _tenant_session(config.http_timeout, http)
         return MsalTokens(
             lambda: msal.ManagedIdentityClient(identity, http_client=mi_session),
             lambda app: app.acquire_token_for_client(resource=config.graph_root),
@@ -217,7 +233,7 @@ def token_provider(tenant: Tenant, config: Config) -> TokenProvider:
     host = urlsplit(config.authority_host).hostname
     scopes = [f"{config.graph_root}/.default"]
     # Our session rather than MSAL's own (which would get `timeout=`): the same timeouts, plus the last status.
-    session = TimeoutSession(config.http_timeout)
+    session = _tenant_session(config.http_timeout, http)
     return MsalTokens(
         lambda: msal.ConfidentialClientApplication(
             tenant.client_id,

@@ -1,7 +1,8 @@
-"""Pacing of requests to one tenant: a sliding-window rate limit plus Graph's Retry-After holds.
+"""Pacing of requests: sliding-window rate limits plus Graph's Retry-After holds.
 
 One Gate lives as long as its tenant, across polls, so a Retry-After received at the end of one poll
-still holds back the first request of the next.
+still holds back the first request of the next. Graph also limits an app across all its tenants, so a
+Gate may share one more window with every other tenant's Gate: a request then waits for both.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import ExitStack
 
 from exporter.config import RateLimit
 from exporter.errors import PollError
@@ -19,6 +21,25 @@ from exporter.errors import PollError
 _MARGIN = 0.25
 
 
+class Window:
+    """A sliding window of the send times of the last `limit.requests` requests; shareable between Gates."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
+        self.lock = threading.Lock()
+        self._sent: deque[float] = deque(maxlen=limit.requests)
+
+    def next_slot(self, now: float) -> float:
+        """The earliest time a request may be sent (call with `lock` held)."""
+        if len(self._sent) == self.limit.requests:
+            return max(now, self._sent[0] + self.limit.period + _MARGIN)
+        return now
+
+    def record(self, now: float) -> None:
+        """A request is sent now (call with `lock` held)."""
+        self._sent.append(now)
+
+
 class Gate:
     def __init__(
         self,
@@ -26,13 +47,17 @@ class Gate:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], bool],
+        shared: Window | None = None,
     ) -> None:
-        """`sleep(seconds)` waits and returns True if the exporter is shutting down meanwhile."""
-        self._limit = limit
+        """`sleep(seconds)` waits and returns True if the exporter is shutting down meanwhile.
+
+        `shared` is a window every tenant's Gate passes through too (Graph's limit across tenants).
+        """
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._sent: deque[float] = deque(maxlen=limit.requests if limit else 1)
+        # The tenant's own window first: locks are always taken in this order, so two Gates never deadlock.
+        self._windows = tuple(w for w in (Window(limit) if limit else None, shared) if w is not None)
         self._hold_until = 0.0
 
     def hold_until(self, when: float) -> None:
@@ -44,12 +69,6 @@ class Gate:
         with self._lock:
             return self._hold_until
 
-    def _next_slot(self, now: float) -> float:
-        slot = max(now, self._hold_until)
-        if self._limit and len(self._sent) == self._limit.requests:
-            slot = max(slot, self._sent[0] + self._limit.period + _MARGIN)
-        return slot
-
     def wait_turn(self, deadline: float) -> float:
         """Wait until a request may be sent; return the seconds waited.
 
@@ -57,13 +76,16 @@ class Gate:
         """
         waited = 0.0
         while True:
-            with self._lock:
+            with self._lock, ExitStack() as locked:
+                for window in self._windows:
+                    locked.enter_context(window.lock)
                 now = self._clock()
-                slot = self._next_slot(now)
+                slot = max(now, self._hold_until, *(w.next_slot(now) for w in self._windows))
                 held = slot == self._hold_until
                 if slot <= now:
-                    if self._limit:
-                        self._sent.append(now)
+                    # Recorded in every window at once, with the time the request really leaves.
+                    for window in self._windows:
+                        window.record(now)
                     return waited
             if slot > deadline:
                 why = "Graph asked us to wait (Retry-After)" if held else "the rate limit allows the next request"

@@ -1,4 +1,4 @@
-"""The poller: one round of polls at start, then one per tick; never two rounds at once.
+"""The poller: every tenant polled at start, then once per tick each; never two polls of a tenant at once.
 
 Each tenant's poll builds a whole new TenantStatus and swaps the reference in one assignment, so a
 scrape sees either the old status or the new one, never a mix. A failed poll keeps the last good
@@ -67,6 +67,14 @@ class TenantJob:
 
 
 class Poller:
+    """Polls each tenant on its own cadence, at most `concurrency` at once.
+
+    Every tenant is due at start, then every `interval` after its previous due time. A due tenant is
+    handed to the pool unless its previous poll is still queued or running: then that tenant alone skips
+    the tick (never two polls of one tenant at once). A slow tenant therefore holds one worker for at
+    most its own `timeout`, and never delays another tenant's tick.
+    """
+
     def __init__(
         self,
         jobs: Sequence[TenantJob],
@@ -81,33 +89,76 @@ class Poller:
         self._timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="poll")
         self._stop = stop
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._busy: set[str] = set()  # tenants whose poll is queued or running
+        self._due: dict[str, float] = {}  # tenant -> when its next poll is due (monotonic); scheduler only
         self._thread: threading.Thread | None = None
         self.first_round_done = threading.Event()
 
     def poll_round(self) -> list[TenantStatus]:
-        """Poll every tenant once, at most `concurrency` at a time; return their new statuses."""
+        """Poll every tenant once, at most `concurrency` at a time; return their new statuses.
+
+        For --once and tests: not to be mixed with run(), which schedules the polls itself.
+        """
         return list(self._pool.map(lambda job: job.poll(self._timeout), self.jobs))
 
+    def replace_jobs(self, jobs: Sequence[TenantJob]) -> None:
+        """Swap the tenant list in one assignment (a scrape sees the old list or the new one); new tenants are
+        polled at once, removed ones are no longer scheduled (a poll of theirs that is running just ends)."""
+        self.jobs = tuple(jobs)
+        self._wake.set()
+
     def run(self) -> None:
-        next_tick = time.monotonic()
         while not self._stop.is_set():
-            self.poll_round()
-            self.first_round_done.set()
-            next_tick += self._interval
             now = time.monotonic()
-            if now > next_tick:
-                skipped = int((now - next_tick) // self._interval) + 1
-                next_tick += skipped * self._interval
-                log.warning(
-                    "a poll round outlasted the interval; skipping ticks",
-                    extra={
-                        "kv": {
-                            "skipped": skipped,
-                            "interval_seconds": self._interval,
-                        }
-                    },
-                )
-            self._stop.wait(max(0.0, next_tick - now))
+            next_due = self._schedule(now)
+            if not self.first_round_done.is_set() and all(job.status.polled for job in self.jobs):
+                self.first_round_done.set()
+            self._wake.wait(max(0.0, next_due - now))
+            self._wake.clear()
+
+    def _schedule(self, now: float) -> float:
+        """Hand every due tenant to the pool; return when the next one is due."""
+        jobs = self.jobs
+        current = {job.name for job in jobs}
+        for name in [name for name in self._due if name not in current]:
+            del self._due[name]
+        skipped: list[str] = []
+        for job in jobs:
+            due = self._due.setdefault(job.name, now)
+            if due > now:
+                continue
+            # The tenant's next tick on its own cadence, past any it has missed.
+            self._due[job.name] = due + (int((now - due) // self._interval) + 1) * self._interval
+            with self._lock:
+                busy = job.name in self._busy
+                self._busy.add(job.name)
+            if busy:
+                skipped.append(job.name)
+            elif not self._stop.is_set():  # the pool refuses work once close() has shut it down
+                self._pool.submit(self._poll, job)
+        if skipped:
+            log.warning(
+                "polls still queued or running at their next tick; those tenants skip it",
+                extra={
+                    "kv": {
+                        "tenants": len(skipped),
+                        "first": ",".join(skipped[:5]),
+                        "interval_seconds": self._interval,
+                    }
+                },
+            )
+        return min(self._due.values(), default=now + self._interval)
+
+    def _poll(self, job: TenantJob) -> None:
+        try:
+            job.poll(self._timeout)
+        finally:
+            with self._lock:
+                self._busy.discard(job.name)
+            if not self.first_round_done.is_set():
+                self._wake.set()  # the scheduler checks whether the first round is complete
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="poller", daemon=True)
@@ -118,4 +169,5 @@ class Poller:
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._pool.shutdown(wait=False, cancel_futures=True)

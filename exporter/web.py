@@ -125,6 +125,9 @@ Version {html.escape(__version__)}.</p>
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: when more scrapers than that connect at once while the accept
+    # thread waits for the GIL (a page being summed), the kernel drops their SYNs and they retry 1 s later.
+    request_queue_size = 128
 
 
 def serve(app: App, host: str, port: int) -> ThreadingHTTPServer:

@@ -3,6 +3,8 @@
 It speaks what the real services speak to this exporter, so the real msal and requests run against it:
 OIDC discovery and the v2.0 token endpoint (client secret, certificate assertion, federated assertion),
 an App Service-style managed identity endpoint, and Graph's reports. Faults are queued per route.
+Each tenant may get its own legacy report (`legacy_by_tenant`, looked up from the token's tenant), and every
+answer can be delayed by `latency` seconds, as a far-away Graph would be.
 """
 
 from __future__ import annotations
@@ -144,13 +146,20 @@ class FakeGraph:
         self.faults: dict[str, deque[Fault]] = {"legacy": deque(), "details": deque(), "token": deque(), "msi": deque()}
         self.users: list[dict[str, Any]] = [user_record(i) for i in range(2500)]
         self.max_page_size = 999
+        # Details pages already encoded, by ($top, $skiptoken): served as they are, instead of from `users`.
+        # For benchmarks, so that serving a page costs no JSON encoding; see encode_details_pages().
+        self.encoded_pages: dict[tuple[int, int], bytes] = {}
         # (requests, seconds): answer 429 to report requests beyond it, as Graph does per app and tenant.
         self.rate_limit: tuple[int, float] | None = None
         self.report_arrivals: deque[float] = deque()
         self.throttled = 0
         self.seen: list[Seen] = []
         self.tokens: set[str] = set()
+        self.legacy_by_tenant: dict[str, Any] = {}  # tenant ID (as in the token request's path) -> legacy report
+        self.token_tenants: dict[str, str] = {}  # access token -> the tenant it was issued for
+        self.latency = 0.0  # seconds added before every answer
         self.token_requests = 0
+        self.connections = 0  # TLS connections accepted, Graph and identity platform together
         self.certificate: x509.Certificate | None = None  # registered for certificate auth
         self.assertion_headers: list[dict[str, Any]] = []
         self.token_lifetime = 3600
@@ -176,6 +185,27 @@ class FakeGraph:
         with self.lock:
             self.tokens.clear()
 
+    def encode_details_pages(self, top: int) -> None:
+        """Encode every details page of `users` for `$top={top}` once, now, rather than at each request."""
+        top = min(top, self.max_page_size)
+        pages = {
+            (top, start): json.dumps(self.details_page(top, start)).encode()
+            for start in range(0, len(self.users) or 1, top)
+        }
+        with self.lock:
+            self.encoded_pages = pages
+
+    def details_page(self, top: int, start: int) -> dict[str, Any]:
+        """The details page of `top` records from `start`, with the next link Graph would send."""
+        page: dict[str, Any] = {
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#reports/authenticationMethods/"
+            "userRegistrationDetails",
+            "value": self.users[start : start + top],
+        }
+        if start + top < len(self.users):
+            page["@odata.nextLink"] = f"{self.url}{DETAILS_PATH}?$top={top}&$skiptoken={start + top}"
+        return page
+
     def requests_to(self, path: str) -> list[Seen]:
         with self.lock:
             return [s for s in self.seen if s.path.split("?")[0] == path]
@@ -197,11 +227,18 @@ class FakeGraph:
         with self.lock:
             return self.faults[route].popleft() if self.faults[route] else None
 
-    def issue_token(self) -> str:
+    def issue_token(self, tenant: str | None = None) -> str:
         token = f"fake-at-{uuid.uuid4()}"
         with self.lock:
             self.tokens.add(token)
+            if tenant is not None:
+                self.token_tenants[token] = tenant
         return token
+
+    def legacy_for(self, token: str) -> Any:
+        """The legacy report of the token's tenant, or the common one."""
+        with self.lock:
+            return self.legacy_by_tenant.get(self.token_tenants.get(token, ""), self.legacy)
 
     def check_client(self, form: dict[str, str], token_endpoint: str) -> str | None:
         """None if the client authenticated, else the AADSTS error description."""
@@ -234,6 +271,7 @@ class FakeGraph:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many tenants connect at once in benchmarks/tenants.py
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # resets and TLS failures are part of the tests
@@ -243,6 +281,11 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def setup(self) -> None:
+            super().setup()
+            with fake.lock:
+                fake.connections += 1
+
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
@@ -251,6 +294,8 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                 fake.seen.append(Seen(self.command, self.path, dict(self.headers.items()), body))
 
         def _send(self, status: int, body: bytes | dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            if fake.latency:
+                time.sleep(fake.latency)
             data = json.dumps(body).encode() if isinstance(body, dict) else body
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -318,7 +363,9 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
             elif path == MSI_PATH:
                 self._managed_identity()
             elif path == LEGACY_PATH:
-                self._graph("legacy", lambda: fake.legacy)
+                self._graph(
+                    "legacy", lambda: fake.legacy_for(self.headers.get("Authorization", "").removeprefix("Bearer "))
+                )
             elif path == DETAILS_PATH:
                 self._graph("details", self._details_page)
             else:
@@ -366,18 +413,12 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
             arrivals.append(now)
             return False
 
-        def _details_page(self) -> dict[str, Any]:
+        def _details_page(self) -> dict[str, Any] | bytes:
             query = parse_qs(urlsplit(self.path).query)
             top = min(int(query.get("$top", ["100"])[0]), fake.max_page_size)
             start = int(query.get("$skiptoken", ["0"])[0])
-            page: dict[str, Any] = {
-                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#reports/authenticationMethods/"
-                "userRegistrationDetails",
-                "value": fake.users[start : start + top],
-            }
-            if start + top < len(fake.users):
-                page["@odata.nextLink"] = f"{fake.url}{DETAILS_PATH}?$top={top}&$skiptoken={start + top}"
-            return page
+            encoded = fake.encoded_pages.get((top, start))
+            return encoded if encoded is not None else fake.details_page(top, start)
 
         def _managed_identity(self) -> None:
             if self.headers.get("X-IDENTITY-HEADER") != MSI_HEADER:
@@ -431,7 +472,7 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                 {
                     "token_type": "Bearer",
                     "expires_in": fake.token_lifetime,
-                    "access_token": fake.issue_token(),
+                    "access_token": fake.issue_token(path.split("/")[1]),
                 },
             )
 

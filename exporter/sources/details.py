@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 from exporter.errors import BadResponse
@@ -44,33 +45,61 @@ KNOWN_METHODS = (
 )
 _ADMIN_LABEL = {True: "true", False: "false", None: "unknown"}
 _FIELDS = ("userType", "isAdmin", *(field for _, field in STATUSES))
+_KIND_OF = itemgetter(*_FIELDS)  # one C call instead of a .get per field; KeyError if one is left out
 
 Progress = Callable[[int, int, float], None]  # pages, users so far, seconds since the poll began
 
 
 class Tally:
-    """Running sums over records. Each record adds to one counter keyed by its few relevant fields,
-    so the per-record work stays a handful of dictionary look-ups; the keys are checked once, at the end."""
+    """Running sums over records.
+
+    Each record adds 1 to one counter keyed by its few relevant fields and its methods, so the per-record
+    work is one C-level read of the fields and one dictionary update; the values are checked once, at the
+    end. The methods are folded into per-method counts at the end, or sooner if many distinct method lists
+    have piled up (`fold_at`), so memory stays bounded whatever the tenant's size.
+    """
+
+    fold_at = 4096  # distinct (fields, methods) keys held before they are folded
 
     def __init__(self) -> None:
+        self._pending: Counter[tuple[tuple[Any, ...], tuple[Any, ...]]] = Counter()
         self._kinds: Counter[tuple[Any, ...]] = Counter()
         self._methods: Counter[Any] = Counter()
 
     def add(self, records: Iterable[Any]) -> None:
-        kinds, methods = self._kinds, self._methods
+        pending, kind_of, fields = self._pending, _KIND_OF, _FIELDS
         try:
             for record in records:
-                get = record.get
-                kinds[tuple(map(get, _FIELDS))] += 1
-                registered = get("methodsRegistered")
+                try:
+                    kind = kind_of(record)
+                except KeyError:  # a field left out reads as null
+                    kind = tuple(map(record.get, fields))
+                registered = record.get("methodsRegistered")
                 if registered:
                     if type(registered) is not list:
                         raise BadResponse(f"methodsRegistered is a {type(registered).__name__}, not a list")
-                    methods.update(set(registered))  # a method listed twice is still one user
+                    pending[kind, tuple(registered)] += 1
+                else:
+                    pending[kind, ()] += 1
         except (AttributeError, TypeError):
             raise BadResponse("a userRegistrationDetails record is not an object of scalar fields") from None
+        if len(pending) > self.fold_at:
+            self._fold()
+
+    def pending_keys(self) -> int:
+        """How many distinct keys are held unfolded (for tests of the memory bound)."""
+        return len(self._pending)
+
+    def _fold(self) -> None:
+        kinds, methods = self._kinds, self._methods
+        for (kind, registered), count in self._pending.items():
+            kinds[kind] += count
+            for method in set(registered):  # a method listed twice is still one user
+                methods[method] += count
+        self._pending.clear()
 
     def report(self, source: str) -> Report:
+        self._fold()
         users: Counter[tuple[str, str]] = Counter()
         statuses: Counter[tuple[str, str, str]] = Counter()
         for (user_type, is_admin, *flags), count in self._kinds.items():
