@@ -6,13 +6,17 @@ talks to the identity platform (OIDC discovery): an outage at start must not sto
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+import time
 from collections.abc import Callable
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import msal
+import msal.exceptions
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -29,27 +33,46 @@ from exporter.config import (
 from exporter.errors import PollError
 
 _AADSTS_RE = re.compile(r"AADSTS\d+")
+_HTTP_STATUS_RE = re.compile(r"HTTP Error: (\d{3})")
 _PEM_RE = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
 
 
 class TokenProvider(Protocol):
-    def token(self) -> str:
-        """A bearer token for Graph; raises PollError."""
+    def token(self, deadline: float | None = None) -> str:
+        """A bearer token for Graph, by `deadline` (monotonic clock) if given; raises PollError."""
 
     def invalidate(self) -> None:
         """Forget any cached token (Graph refused it with 401)."""
 
 
 class TimeoutSession(requests.Session):
-    """A requests session whose requests always time out: MSAL's managed identity client sets none."""
+    """MSAL's HTTP client: every request times out (MSAL's managed identity client sets no timeout), and
+    the status of the last answer is kept.
+
+    MSAL does not say what status a failed token request had: a 5xx from the token endpoint becomes an
+    MsalServiceError, and from a managed identity endpoint an error dict or a JSON error. The status
+    tells a failing identity platform (retried) from a refused credential (not retried). It stays until
+    a token is obtained: MSAL replays a 429/5xx from its own cache for its Retry-After, without a request.
+    """
 
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self._timeout = timeout
+        self.last_status: int | None = None
+        # The poll's deadline (monotonic clock): no request outlasts the poll's budget, as Graph's do not.
+        self.deadline: float | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
-        return super().request(*args, **kwargs)
+        timeout = self._timeout
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise requests.Timeout("the poll's time budget ran out")
+            timeout = min(timeout, remaining)
+        kwargs.setdefault("timeout", timeout)
+        response = super().request(*args, **kwargs)
+        self.last_status = response.status_code
+        return response
 
 
 class RefusedHost(requests.RequestException):
@@ -79,7 +102,7 @@ class AuthorityOnly:
         return self._session.post(url, **kwargs)
 
     def close(self) -> None:
-        pass  # the session may be shared by every tenant: its owner closes it
+        pass  # the session's pools may be shared by every tenant: its owner closes it
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -89,25 +112,34 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 class MsalTokens:
-    def __init__(self, make_app: Callable[[], Any], acquire: Callable[[Any], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        make_app: Callable[[], Any],
+        acquire: Callable[[Any], dict[str, Any]],
+        session: TimeoutSession | None = None,
+    ) -> None:
+        """`session` is the HTTP client given to MSAL, whose last status explains MSAL's failures."""
         self._make_app = make_app
         self._acquire = acquire
+        self._session = session
         self._app: Any = None
         self._lock = threading.Lock()
 
-    def token(self) -> str:
+    def token(self, deadline: float | None = None) -> str:
         with self._lock:
+            if self._session is not None:
+                self._session.deadline = deadline
             try:
                 if self._app is None:
                     self._app = self._make_app()
                 result = self._acquire(self._app)
-            except requests.HTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else None
-                raise PollError(
-                    "http_5xx" if status and status >= 500 else "auth",
-                    f"the identity platform answered HTTP {status}",
-                    status=status,
-                ) from None
+            except (requests.HTTPError, msal.exceptions.MsalServiceError) as exc:
+                # MSAL raises MsalServiceError("HTTP Error: 503") for a token endpoint's 5xx (also when it
+                # replays one it has cached for its Retry-After), and an HTTPError for a failed discovery.
+                status = _status_in(exc) or self._status()
+                if status is not None and 400 <= status < 500 and status != 429:
+                    raise PollError("auth", f"the identity platform answered HTTP {status}", status=status) from None
+                raise self._unavailable(status) from None
             except RefusedHost as exc:
                 raise PollError(
                     "auth", f"{exc}: the identity platform's discovery named a token endpoint outside the authority"
@@ -116,11 +148,27 @@ class MsalTokens:
                 raise PollError("timeout", "the identity platform did not answer in time") from None
             except requests.RequestException as exc:
                 raise PollError("network", f"cannot reach the identity platform: {_first_line(exc)}") from None
+            except json.JSONDecodeError:
+                # An answer that is not JSON: a managed identity endpoint's 5xx page, say.
+                status = self._status()
+                if status is not None and (status >= 500 or status == 429):
+                    raise self._unavailable(status) from None
+                raise PollError(
+                    "bad_response", f"the identity platform's answer is not JSON (HTTP {status})", status=status
+                ) from None
             except (ValueError, OSError, RuntimeError) as exc:
                 # MSAL raises these for a refused OIDC discovery, an unreadable key or token file.
                 raise PollError("auth", f"cannot set up the credential: {_first_line(exc)}") from None
         if result.get("access_token"):
+            if self._session is not None:
+                self._session.last_status = None
             return str(result["access_token"])
+        status = self._status()
+        if status is not None and (status >= 500 or status == 429):
+            # A managed identity endpoint's 5xx comes back as an error dict: the platform failed, not us.
+            error = self._unavailable(status)
+            error.code = str(result.get("error") or "") or None
+            raise error
         description = str(result.get("error_description") or "")
         aadsts = _AADSTS_RE.search(description)
         raise PollError(
@@ -135,6 +183,25 @@ class MsalTokens:
         # A fresh app has an empty cache; recreating it costs one OIDC discovery, and 401s are rare.
         with self._lock:
             self._app = None
+
+    def _status(self) -> int | None:
+        return self._session.last_status if self._session is not None else None
+
+    @staticmethod
+    def _unavailable(status: int | None) -> PollError:
+        return PollError(
+            "throttled" if status == 429 else "http_5xx",
+            f"the identity platform answered HTTP {status or '5xx'}",
+            status=status,
+        )
+
+
+def _status_in(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, requests.Response):
+        return response.status_code
+    match = _HTTP_STATUS_RE.search(str(exc))
+    return int(match.group(1)) if match else None
 
 
 def _first_line(value: object, limit: int = 300) -> str:
@@ -161,11 +228,22 @@ def _certificate_credential(cert: Certificate) -> dict[str, Any]:
     return credential
 
 
+def _tenant_session(timeout: float, shared: requests.Session | None) -> TimeoutSession:
+    """MSAL's HTTP client for one tenant: its own session, since the last status and the poll's deadline it
+    keeps are the tenant's (tenants are polled at once), over the shared connection pools if there are any."""
+    session = TimeoutSession(timeout)
+    if shared is not None:
+        for prefix, adapter in shared.adapters.items():
+            session.mount(prefix, adapter)  # the same adapters: the same pools of connections
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # an empty list allows no domain
+    return session
+
+
 def token_provider(tenant: Tenant, config: Config, http: requests.Session | None = None) -> TokenProvider:
     """The token source for one tenant, from its configured credential.
 
-    `http` is a session for MSAL to talk to the identity platform with (it must time out on its own);
-    without it, each MSAL object opens its own.
+    `http` is a session whose connection pools MSAL shares with other tenants to talk to the identity
+    platform; without it, the tenant's MSAL object has pools of its own.
     """
     cred = tenant.credential
     if isinstance(cred, ManagedIdentity):
@@ -174,9 +252,11 @@ def token_provider(tenant: Tenant, config: Config, http: requests.Session | None
             if cred.client_id
             else msal.SystemAssignedManagedIdentity()
         )
+        mi_session = _tenant_session(config.http_timeout, http)
         return MsalTokens(
-            lambda: msal.ManagedIdentityClient(identity, http_client=http or TimeoutSession(config.http_timeout)),
+            lambda: msal.ManagedIdentityClient(identity, http_client=mi_session),
             lambda app: app.acquire_token_for_client(resource=config.graph_root),
+            mi_session,
         )
 
     def client_credential() -> Any:
@@ -192,6 +272,8 @@ def token_provider(tenant: Tenant, config: Config, http: requests.Session | None
 
     host = urlsplit(config.authority_host).hostname
     scopes = [f"{config.graph_root}/.default"]
+    # Our session rather than MSAL's own (which would get `timeout=`): the same timeouts, plus the last status.
+    session = _tenant_session(config.http_timeout, http)
     return MsalTokens(
         lambda: msal.ConfidentialClientApplication(
             tenant.client_id,
@@ -199,8 +281,9 @@ def token_provider(tenant: Tenant, config: Config, http: requests.Session | None
             authority=f"{config.authority_host}/{tenant.tenant_id}",
             # For any host that is not Microsoft's, MSAL would otherwise ask login.microsoftonline.com.
             instance_discovery=None if host in MICROSOFT_AUTHORITY_HOSTS else False,
-            # Given a client, MSAL uses only its get, post and close, and no timeout of its own.
-            http_client=AuthorityOnly(http or TimeoutSession(config.http_timeout), config.authority_host),
+            # The credential may go nowhere but the authority, whatever discovery or a redirect says.
+            http_client=AuthorityOnly(session, config.authority_host),
         ),
         lambda app: app.acquire_token_for_client(scopes),
+        session,
     )

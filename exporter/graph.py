@@ -119,24 +119,33 @@ class GraphClient:
         self.check_url(url)
         refreshed = False
         attempt = 0
+        retrying: str | None = None  # the reason of the failure being retried, counted once the retry goes out
         while True:
             attempt += 1
             self._counters.add_throttled(self._gate.wait_turn(deadline))
+            if retrying:
+                self._counters.count_retry(retrying)
             try:
-                return self._get_once(url, self._tokens.token(), deadline)
+                return self._get_once(url, self._tokens.token(deadline), deadline)
             except _Unauthorized as unauthorized:
                 if refreshed:
                     raise unauthorized.error from None
                 refreshed = True
                 self._tokens.invalidate()
-                self._counters.count_retry("auth")
+                retrying = "auth"
                 continue
             except PollError as exc:
                 if exc.reason not in _RETRYABLE or attempt >= MAX_ATTEMPTS:
                     raise
-                if exc.status not in _HOLD_STATUSES or self._gate.held_until() <= self._clock():
+                held = self._gate.held_until()
+                if exc.status in _HOLD_STATUSES and held > self._clock():
+                    if held > deadline:
+                        # Graph's Retry-After outlasts the budget: fail now, with the answer's own reason
+                        # (a 503 is http_5xx, a 429 throttled); the hold still keeps the next poll back.
+                        raise
+                else:
                     self._back_off(exc, attempt, deadline)
-                self._counters.count_retry(exc.reason)
+                retrying = exc.reason
 
     def _back_off(self, exc: PollError, attempt: int, deadline: float) -> None:
         """Exponential back-off with full jitter; the identity guidance wants 5 s before a 5xx retry."""
@@ -170,10 +179,12 @@ class GraphClient:
         with response:
             self._counters.count_request(response.status_code)
             if 200 <= response.status_code < 300:
-                return self._read(response, self._max_body)
-            raise self._error(response)
+                return self._read(response, self._max_body, deadline)
+            raise self._error(response, deadline)
 
-    def _read(self, response: requests.Response, cap: int) -> bytes:
+    def _read(self, response: requests.Response, cap: int, deadline: float) -> bytes:
+        """The body, up to `cap` bytes, by `deadline`: the read timeout bounds each wait for data, not a
+        body that trickles in slowly."""
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise BadResponse(f"the response is {declared} bytes, over the {cap}-byte cap")
@@ -184,6 +195,8 @@ class GraphClient:
                 size += len(chunk)
                 if size > cap:
                     raise BadResponse(f"the response is over the {cap}-byte cap")
+                if self._clock() > deadline:
+                    raise PollError("timeout", f"the poll's time budget ran out while reading the answer ({size}B in)")
                 chunks.append(chunk)
         except requests.exceptions.ChunkedEncodingError:
             raise BadResponse("the response body was cut short") from None
@@ -195,11 +208,11 @@ class GraphClient:
             raise PollError("network", f"the connection broke mid-response: {_reason_of(exc)}") from None
         return b"".join(chunks)
 
-    def _error(self, response: requests.Response) -> Exception:
+    def _error(self, response: requests.Response, deadline: float) -> Exception:
         status = response.status_code
         code, message, request_id = None, "", response.headers.get("request-id")
         try:
-            body = json.loads(self._read(response, _MAX_ERROR_BODY_BYTES))
+            body = json.loads(self._read(response, _MAX_ERROR_BODY_BYTES, deadline))
             error = body.get("error") if isinstance(body, dict) else None
             if isinstance(error, dict):
                 code = str(error.get("code") or "") or None
@@ -210,6 +223,8 @@ class GraphClient:
         except (PollError, ValueError, UnicodeDecodeError):
             pass  # an HTML error page or a broken body: the status says enough
         detail = f"Graph answered HTTP {status}"
+        if code:
+            detail += f" {code}"
         if message:
             detail += f": {message.splitlines()[0][:200]}"
         if status in _HOLD_STATUSES:

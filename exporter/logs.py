@@ -72,4 +72,8 @@ def setup(level: str, fmt: str, secrets: Iterable[Secret] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
+    # MSAL logs the failures it then returns or raises (a token answer that is not JSON: at ERROR, with a
+    # traceback and the answer's text). MsalTokens turns each into the poll's one failure line; MSAL's own
+    # would say it twice, the first time as if the exporter had crashed.
+    logging.getLogger("msal").setLevel(logging.CRITICAL)
     logging.getLogger("exporter").setLevel(_LEVELS.get(level, logging.INFO))

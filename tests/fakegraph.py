@@ -88,13 +88,15 @@ def user_record(i: int) -> dict[str, Any]:
 @dataclass
 class Fault:
     """One scripted answer, used instead of the normal one. `action` is respond|reset|stall|truncate, or
-    pass: the normal answer (to let earlier pages through before a fault)."""
+    pass: the normal answer (to let earlier pages through before a fault);
+    revoke: every token issued so far stops working, and this request is refused with 401 as Graph does
+    (a token that expires mid-paging); trickle: the body in 64 KiB pieces, `seconds` apart."""
 
     status: int = 500
     body: bytes | str | dict[str, Any] = b""
     headers: dict[str, str] = field(default_factory=dict)
     action: str = "respond"
-    seconds: float = 0.0  # for stall
+    seconds: float = 0.0  # for stall and trickle
 
     def payload(self) -> bytes:
         if isinstance(self.body, dict):
@@ -125,6 +127,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when the request arrived
 
 
 class FakeGraph:
@@ -313,6 +316,23 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                 return
             if fault.action == "stall":
                 time.sleep(fault.seconds)
+            if fault.action == "revoke":
+                fake.revoke_tokens()
+                self._send(
+                    401, {"error": {"code": "InvalidAuthenticationToken", "message": "Lifetime validation failed."}}
+                )
+                return
+            if fault.action == "trickle":
+                data = fault.payload()
+                self.send_response(fault.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                for start in range(0, len(data), 65536):
+                    self.wfile.write(data[start : start + 65536])
+                    self.wfile.flush()
+                    time.sleep(fault.seconds)
+                return
             if fault.action == "truncate":
                 data = fault.payload()
                 self.send_response(fault.status)
@@ -407,7 +427,7 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                 self._send(401, {"error": "unauthorized"})
                 return
             fault = fake.next_fault("msi")
-            if fault:
+            if fault and fault.action != "pass":
                 self._apply(fault)
                 return
             query = parse_qs(urlsplit(self.path).query)
@@ -433,7 +453,7 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
             with fake.lock:
                 fake.token_requests += 1
             fault = fake.next_fault("token")
-            if fault:
+            if fault and fault.action != "pass":
                 self._apply(fault)
                 return
             form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
