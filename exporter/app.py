@@ -11,12 +11,12 @@ from prometheus_client import CollectorRegistry
 
 from exporter.collector import RegistrationCollector
 from exporter.config import Config, Demo, Tenant
-from exporter.credentials import token_provider
-from exporter.graph import GraphClient
-from exporter.pacing import Gate, Window
+from exporter.graph.client import GraphClient
+from exporter.graph.credentials import token_provider
+from exporter.graph.pacing import Gate, Window
+from exporter.graph.sessions import Sessions
 from exporter.poller import Poller, TenantJob
 from exporter.reloading import Reloaded, adopt, restart_needed, with_tenants_of
-from exporter.sessions import Sessions
 from exporter.sources import Source
 from exporter.sources.auto import AutoSource
 from exporter.sources.demo import DemoSource

@@ -15,7 +15,7 @@ from types import FrameType
 
 from prometheus_client import generate_latest
 
-from exporter import __version__, configfile, logs, webconfig
+from exporter import __version__, logs
 from exporter.app import Exporter, owned
 from exporter.config import (
     CLOUDS,
@@ -28,11 +28,13 @@ from exporter.config import (
     Flags,
     build_config,
 )
+from exporter.config import file as configfile
+from exporter.config.filemodes import readable_by_others
 from exporter.errors import ConfigError
-from exporter.filemodes import readable_by_others
-from exporter.web import App, serve
-from exporter.webconfig import WebConfig
-from exporter.webguard import WebGuard
+from exporter.web import webconfig
+from exporter.web.guard import WebGuard
+from exporter.web.routes import App, serve
+from exporter.web.webconfig import WebConfig
 
 log = logging.getLogger("exporter")
 

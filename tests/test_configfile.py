@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import explicit_flags, load_config, parser
-from exporter.config import Certificate, ClientSecret, Config, FederatedToken, Flags, ManagedIdentity, RateLimit
+from exporter.config import Certificate, ClientSecret, Config, FederatedToken, Flags, ManagedIdentity
 from exporter.errors import ConfigError
+from exporter.values import RateLimit
 from tests.conftest import FIXTURES, run_cli
 
 CONFIGS = FIXTURES / "config"

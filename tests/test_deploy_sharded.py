@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from exporter.cli import explicit_flags, load_config, parser
-from exporter.config import GRAPH_GLOBAL_LIMIT, Flags, parse_rate_limit
+from exporter.config import GRAPH_GLOBAL_LIMIT, Flags
 from exporter.errors import ConfigError
 from exporter.sharding import index_from_hostname
+from exporter.values import parse_rate_limit
 from tests.conftest import ROOT
 
 OVERLAY = ROOT / "deploy" / "kubernetes" / "sharded"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from exporter.errors import BadResponse
-from exporter.graph import decode_json
+from exporter.graph.client import decode_json
 from exporter.sources.legacy import parse
 from tests.conftest import FIXTURES
 

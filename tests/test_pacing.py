@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config import RateLimit
 from exporter.errors import PollError
-from exporter.pacing import Gate, Window
+from exporter.graph.pacing import Gate, Window
+from exporter.values import RateLimit
 
 
 class Clock:

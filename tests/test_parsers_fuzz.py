@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.errors import BadResponse
-from exporter.graph import decode_json
+from exporter.graph.client import decode_json
 from exporter.snapshot import Report
 from exporter.sources import legacy
 from exporter.sources.details import _FIELDS, Tally, parse_page

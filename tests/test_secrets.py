@@ -21,13 +21,13 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import logs
-from exporter.config import Secret
-from exporter.credentials import token_provider
 from exporter.errors import BadResponse, PollError
-from exporter.graph import GraphClient
-from exporter.pacing import Gate
+from exporter.graph.client import GraphClient
+from exporter.graph.credentials import token_provider
+from exporter.graph.pacing import Gate
 from exporter.telemetry import TenantCounters
-from exporter.web import App, serve
+from exporter.values import Secret
+from exporter.web.routes import App, serve
 from tests.conftest import ROOT, make_exporter, run_cli
 from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault, graph_error
 from tests.test_cli import free_port, wait_for

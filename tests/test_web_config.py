@@ -9,11 +9,11 @@ import bcrypt
 import pytest
 import trustme
 
-from exporter.basicauth import BasicAuth
 from exporter.errors import ConfigError
-from exporter.ratelimit import TokenBucket
-from exporter.tlscontext import san_allowed
-from exporter.webconfig import RateLimit, load
+from exporter.web.basicauth import BasicAuth
+from exporter.web.throttle import TokenBucket
+from exporter.web.tls import san_allowed
+from exporter.web.webconfig import RateLimit, load
 from tests.conftest import run_cli
 
 HASH = "$2b$04$C4n6Y1QJ8YbvxC0VZ1r0Ku2wq1iGk9x8Kx8y3yJ0uQ9Zp1l3yZr3W"  # shape only; never checked here

@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 
 from exporter.app import Exporter
 from exporter.config import Flags, build_config
-from exporter.httpserver import Limits, Server
-from exporter.web import App, serve
-from exporter.webconfig import load
-from exporter.webguard import WebGuard
+from exporter.web.guard import WebGuard
+from exporter.web.routes import App, serve
+from exporter.web.server import Limits, Server
+from exporter.web.webconfig import load
 from tests.conftest import ROOT
 from tests.test_cli import free_port, wait_for
 

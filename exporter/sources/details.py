@@ -15,7 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from exporter.errors import BadResponse
-from exporter.graph import GraphClient
+from exporter.graph.client import GraphClient
 from exporter.snapshot import Report, Segment
 
 PATH = "/v1.0/reports/authenticationMethods/userRegistrationDetails"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.errors import BadResponse
-from exporter.graph import GraphClient
+from exporter.graph.client import GraphClient
 from exporter.snapshot import Report
 
 PATH = "/beta/reports/getCredentialUserRegistrationCount"

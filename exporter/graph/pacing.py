@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from exporter.config import RateLimit
 from exporter.errors import PollError
+from exporter.values import RateLimit
 
 # Graph counts a request when it arrives; ours may be delayed on the way by up to this much more than
 # the one before it, so each window is widened by this margin.

@@ -32,9 +32,9 @@ from typing import Any
 
 import yaml
 
-from exporter.config import Secret, parse_duration
 from exporter.errors import ConfigError
-from exporter.tlscontext import CLIENT_AUTH_TYPES, TLS_VERSIONS, TLSSettings, make_ssl_context, reason
+from exporter.values import Secret, parse_duration
+from exporter.web.tls import CLIENT_AUTH_TYPES, TLS_VERSIONS, TLSSettings, make_ssl_context, reason
 
 # The toolkit's list, with its allowed values where it restricts them (None: any value).
 HEADERS: dict[str, tuple[str, ...] | None] = {

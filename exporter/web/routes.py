@@ -11,9 +11,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
-from exporter.httpserver import HardenedHandler, Limits, Server, start
 from exporter.poller import TenantJob
-from exporter.webguard import WebGuard
+from exporter.web.guard import WebGuard
+from exporter.web.server import HardenedHandler, Limits, Server, start
 
 DEFAULT_LIMITS = Limits()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Callable
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Protocol
@@ -31,6 +30,7 @@ from exporter.config import (
     Tenant,
 )
 from exporter.errors import PollError
+from exporter.graph.sessions import TimeoutSession
 
 _AADSTS_RE = re.compile(r"AADSTS\d+")
 _HTTP_STATUS_RE = re.compile(r"HTTP Error: (\d{3})")
@@ -43,36 +43,6 @@ class TokenProvider(Protocol):
 
     def invalidate(self) -> None:
         """Forget any cached token (Graph refused it with 401)."""
-
-
-class TimeoutSession(requests.Session):
-    """MSAL's HTTP client: every request times out (MSAL's managed identity client sets no timeout), and
-    the status of the last answer is kept.
-
-    MSAL does not say what status a failed token request had: a 5xx from the token endpoint becomes an
-    MsalServiceError, and from a managed identity endpoint an error dict or a JSON error. The status
-    tells a failing identity platform (retried) from a refused credential (not retried). It stays until
-    a token is obtained: MSAL replays a 429/5xx from its own cache for its Retry-After, without a request.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-        self.last_status: int | None = None
-        # The poll's deadline (monotonic clock): no request outlasts the poll's budget, as Graph's do not.
-        self.deadline: float | None = None
-
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        timeout = self._timeout
-        if self.deadline is not None:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise requests.Timeout("the poll's time budget ran out")
-            timeout = min(timeout, remaining)
-        kwargs.setdefault("timeout", timeout)
-        response = super().request(*args, **kwargs)
-        self.last_status = response.status_code
-        return response
 
 
 class RefusedHost(requests.RequestException):

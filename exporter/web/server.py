@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
-from exporter.basicauth import CHALLENGE
-from exporter.tlscontext import san_allowed
-from exporter.webguard import WebGuard
+from exporter.web.basicauth import CHALLENGE
+from exporter.web.guard import WebGuard
+from exporter.web.tls import san_allowed
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 import bcrypt
 
-from exporter.config import Secret
+from exporter.values import Secret
 
 # bcrypt (cost 10) of a random password nobody knows; only its timing matters.
 _DUMMY_HASH = b"$2b$10$8NNfn.Egp3F0G4ceAa0XCegRg811nXqeDKCBcUkQZ1ejz.pypz87O"

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from exporter.credentials import TokenProvider
 from exporter.errors import BadResponse, PollError
-from exporter.pacing import Gate
+from exporter.graph.credentials import TokenProvider
+from exporter.graph.pacing import Gate
 from exporter.telemetry import TenantCounters
 
 MAX_BODY_BYTES = 32 * 1024 * 1024

@@ -15,11 +15,11 @@ import os
 import threading
 from pathlib import Path
 
-from exporter import webconfig
-from exporter.basicauth import BasicAuth
 from exporter.errors import ConfigError
-from exporter.ratelimit import TokenBucket
-from exporter.webconfig import WebConfig
+from exporter.web import webconfig
+from exporter.web.basicauth import BasicAuth
+from exporter.web.throttle import TokenBucket
+from exporter.web.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 

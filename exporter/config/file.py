@@ -24,23 +24,19 @@ from typing import Any
 
 import yaml
 
-from exporter.config import (
-    _TENANT_ID_RE,
+from exporter.config.environment import _TENANT_ID_RE, Flags, _check_readable, _read_secret_file, build_config
+from exporter.config.model import (
     SOURCES,
     Certificate,
     ClientSecret,
     Config,
     Credential,
     FederatedToken,
-    Flags,
     ManagedIdentity,
-    Secret,
     Tenant,
-    _check_readable,
-    _read_secret_file,
-    build_config,
 )
 from exporter.errors import ConfigError
+from exporter.values import Secret
 
 # Top-level options: the file's key -> (Flags field, the flag that overrides it, the YAML type it takes).
 # A flag `--a.b-c` is the key `b_c` in the section `a`.

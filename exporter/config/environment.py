@@ -1,8 +1,5 @@
-"""The exporter's configuration: typed, frozen, built once from flags and environment, validated up front.
-
-Every problem is collected and reported together (ConfigError), so a user fixes them in one go.
-Secrets come only from the environment or from files, never from flags, and never show in a repr.
-"""
+"""Flags and environment -> Config: a single tenant from the AZURE_* variables, or none when the tenants come
+from --config.file. Every problem is collected and reported together (ConfigError)."""
 
 from __future__ import annotations
 
@@ -10,205 +7,35 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from exporter.config.model import (
+    CLOUDS,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    SOURCES,
+    Certificate,
+    ClientSecret,
+    Config,
+    Credential,
+    Demo,
+    FederatedToken,
+    ManagedIdentity,
+    Tenant,
+)
 from exporter.errors import ConfigError
-from exporter.sharding import Shard, build_shard
+from exporter.sharding import build_shard
+from exporter.values import (
+    Secret,
+    parse_bool,
+    parse_duration,
+    parse_https_url,
+    parse_listen_address,
+    parse_rate_limit,
+)
 
-
-class Secret:
-    """A secret value whose repr and str never reveal it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-@dataclass(frozen=True)
-class Cloud:
-    name: str
-    graph_root: str
-    authority_host: str
-
-
-CLOUDS = {
-    c.name: c
-    for c in (
-        Cloud("global", "https://graph.microsoft.com", "https://login.microsoftonline.com"),
-        Cloud("usgov", "https://graph.microsoft.us", "https://login.microsoftonline.us"),
-        Cloud("usgov-dod", "https://dod-graph.microsoft.us", "https://login.microsoftonline.us"),
-        Cloud("china", "https://microsoftgraph.chinacloudapi.cn", "https://login.partner.microsoftonline.cn"),
-    )
-}
-MICROSOFT_AUTHORITY_HOSTS = frozenset(urlsplit(c.authority_host).hostname for c in CLOUDS.values())
-
-SOURCES = ("auto", "legacy", "details")
-WHOLE = Shard()  # not sharded: every tenant
-LOG_LEVELS = ("debug", "info", "warn", "error")
-LOG_FORMATS = ("logfmt", "json")
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    requests: int
-    period: float  # seconds
-
-    def __str__(self) -> str:
-        return f"{self.requests}/{self.period:g}s"
-
-
-def parse_rate_limit(text: str) -> RateLimit | None:
-    """`5/10s` (requests per duration), or `off` for no limit."""
-    if text.strip().lower() == "off":
-        return None
-    count, sep, period = text.partition("/")
-    if not sep or not count.strip().isdigit() or int(count) < 1:
-        raise ValueError(f"{text!r} is not a rate like 5/10s, or off")
-    return RateLimit(int(count), parse_duration(period))
-
-
-GRAPH_GLOBAL_LIMIT = RateLimit(122, 10.0)  # Graph's identity reports: per app, across all its tenants
-
-
-# --- credentials: exactly one per tenant -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClientSecret:
-    secret: Secret
-
-
-@dataclass(frozen=True)
-class Certificate:
-    path: Path
-    password: Secret | None = None
-    send_chain: bool = False
-
-
-@dataclass(frozen=True)
-class FederatedToken:
-    """Workload identity federation: the token file is re-read at every token request (it rotates)."""
-
-    token_file: Path
-
-
-@dataclass(frozen=True)
-class ManagedIdentity:
-    """System-assigned when client_id is None, else user-assigned."""
-
-    client_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Demo:
-    """No credential at all: the built-in simulated tenant."""
-
-
-Credential = ClientSecret | Certificate | FederatedToken | ManagedIdentity | Demo
-
-
-@dataclass(frozen=True)
-class Tenant:
-    name: str  # the `tenant` label
-    tenant_id: str
-    client_id: str | None
-    credential: Credential
-    source: str
-
-
-@dataclass(frozen=True)
-class Config:
-    tenants: tuple[Tenant, ...]
-    cloud: Cloud
-    graph_root: str  # no trailing slash
-    authority_host: str  # https://host[:port], no trailing slash
-    poll_interval: float  # seconds
-    poll_interval_text: str  # as the user wrote it, for HELP texts
-    poll_timeout: float
-    poll_concurrency: int
-    listen_host: str
-    listen_port: int
-    log_level: str = "info"
-    log_format: str = "logfmt"
-    demo: bool = False
-    once: bool = False
-    http_timeout: float = 30.0
-    page_size: int = 999
-    max_pages: int = 10_000
-    rate_limit: RateLimit | None = RateLimit(5, 10.0)
-    global_rate_limit: RateLimit | None = GRAPH_GLOBAL_LIMIT
-    shard: Shard = WHOLE
-    config_file: str | None = None  # the tenants come from this file (and SIGHUP re-reads it)
-    web_config_file: Path | None = None  # validated and loaded by webconfig.load, not here
-    # Files holding a credential, whose permissions are checked at start.
-    secret_files: tuple[Path, ...] = ()
-    # Every secret the exporter holds, so that log output can be scrubbed of them as a last line of defence.
-    secrets: tuple[Secret, ...] = field(default=(), repr=False)
-
-
-# --- parsing helpers ----------------------------------------------------------------------------
-
-_DURATION_RE = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
-_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
-
-
-def parse_duration(text: str) -> float:
-    """Parse a Prometheus duration (`30s`, `5m`, `1h30m`, `500ms`) into seconds; raise ValueError."""
-    match = _DURATION_RE.match(text.strip())
-    if not text.strip() or match is None:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h")
-    seconds = sum(int(g) * unit for g, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if g)
-    if seconds <= 0:
-        raise ValueError(f"{text!r} must be longer than zero")
-    return float(seconds)
-
-
-def parse_https_url(text: str, *, bare_host_ok: bool) -> str:
-    """An https URL without trailing slash; a bare host gets https:// when bare_host_ok."""
-    text = text.strip().rstrip("/")
-    if bare_host_ok and "://" not in text:
-        text = "https://" + text
-    parts = urlsplit(text)
-    if parts.scheme != "https":
-        raise ValueError(f"{text!r} must be an https:// URL")
-    if not parts.hostname:
-        raise ValueError(f"{text!r} has no host")
-    if parts.query or parts.fragment:
-        raise ValueError(f"{text!r} must not carry a query or fragment")
-    return text
-
-
-def parse_listen_address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not host:port or :port")
-    return host.strip("[]"), int(port)
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"{text!r} is not true or false")
+# --- secret files ----------------------------------------------------------------------------
 
 
 def _read_secret_file(path: str, what: str, problems: list[str]) -> Secret | None:
@@ -263,7 +90,7 @@ class Flags:
 def build_config(flags: Flags, env: Mapping[str, str]) -> Config:
     """Validate flags and environment together; raise ConfigError naming every problem.
 
-    With --config.file, the tenants are left empty: exporter.configfile reads them from the file.
+    With --config.file, the tenants are left empty: exporter.config.file reads them from the file.
     """
     problems: list[str] = []
 
