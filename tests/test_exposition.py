@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import __version__
@@ -10,6 +11,7 @@ from exporter.poller import TenantJob
 from exporter.snapshot import Report, TenantStatus
 from exporter.sources.demo import DemoSource
 from exporter.sources.details import Tally
+from exporter.sources.records import Record
 from tests.conftest import FIXTURES
 from tests.fakegraph import user_record
 
@@ -37,7 +39,7 @@ def known_jobs() -> list[TenantJob]:
     # A tenant read through the modern report: every breakdown, zeros included.
     modern = TenantJob("northwind", DemoSource())
     tally = Tally()
-    tally.add([user_record(1), user_record(2), user_record(10), user_record(14)])
+    tally.add(msgspec.convert([user_record(i) for i in (1, 2, 10, 14)], list[Record]))
     modern.status = TenantStatus(
         report=tally.report("details"), polled=True, up=True, last_success=1795820000.0, last_duration=3.0
     )
