@@ -7,8 +7,8 @@ machine falls on all of them alike:
 
   bare      a plain `requests` + `json` loop that follows @odata.nextLink and sums isMfaRegistered
             (the transport's floor);
-  exporter  `python3 -m exporter --source details --once --graph.rate-limit off`, which computes every
-            series (statuses, segments, methods), validating every field;
+  exporter  `python3 -m exporter --source details --once --graph.rate-limit off --graph.global-rate-limit off`,
+            which computes every series (statuses, segments, methods, MFA strength), validating every field;
   sdk       the official Graph SDK for Python (msgraph-sdk) with its PageIterator, summing the same
             field (only at the smaller sizes: it costs milliseconds of CPU per user).
 
@@ -218,6 +218,8 @@ def bench_size(
                 "details",
                 "--once",
                 "--graph.rate-limit",
+                "off",
+                "--graph.global-rate-limit",
                 "off",
                 "--graph.endpoint",
                 info["url"],
