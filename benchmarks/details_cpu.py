@@ -327,6 +327,13 @@ def main() -> None:
         top = max(sizes)
         ratio = median(results[top]["exporter"], "cpu") / median(results[top]["bare"], "cpu")
         print(f"\nexporter / bare CPU at {top:,} users: {ratio:.2f}x (whole process)")
+        for users in sizes:  # each repeat's pair, run back to back: the same-run ratio, its spread over repeats
+            by_kind = results[users]
+            pairs = sorted(e.cpu / b.cpu for e, b in zip(by_kind["exporter"], by_kind["bare"], strict=True))
+            print(
+                f"exporter / bare CPU at {users:,} users, per repeat: min {pairs[0]:.2f}x, "
+                f"median {statistics.median(pairs):.2f}x, max {pairs[-1]:.2f}x"
+            )
         if "baseline" in results[top]:
             ratio = median(results[top]["baseline"], "cpu") / median(results[top]["bare"], "cpu")
             print(f"baseline / bare CPU at {top:,} users: {ratio:.2f}x (whole process)")

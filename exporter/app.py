@@ -14,7 +14,7 @@ from exporter.config import Config, Demo, Tenant
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import token_provider
 from exporter.graph.pacing import Gate, Window
-from exporter.graph.sessions import Sessions
+from exporter.graph.sessions import Sessions, settled
 from exporter.poller import Poller, TenantJob
 from exporter.reloading import Reloaded, adopt, restart_needed, with_tenants_of
 from exporter.sources import Source
@@ -54,7 +54,7 @@ def build_job(
         counters=counters,
         read_timeout=config.http_timeout,
         sleep=stop.wait,
-        session=shared.sessions.graph if shared else requests.Session(),
+        session=shared.sessions.graph if shared else settled(requests.Session(), config.graph_root),
     )
     legacy = LegacySource(graph)
     on_page: Progress | None = None
@@ -85,7 +85,7 @@ class Exporter:
         self.shared = Shared(
             # One window for every tenant's requests: Graph also limits an app across all its tenants.
             Window(config.global_rate_limit) if config.global_rate_limit else None,
-            Sessions.for_pool(config.http_timeout, config.poll_concurrency),
+            Sessions.for_pool(config.http_timeout, config.poll_concurrency, config.graph_root),
         )
         self._progress = progress
         self._jobs = {tenant: self._build(tenant) for tenant in owned(config)}
