@@ -39,6 +39,11 @@ def test_an_html_error_page_is_refused_and_the_message_shows_its_start() -> None
         decode_json(b"<html><body>502 Bad Gateway</body></html>")
 
 
+def test_a_key_named_twice_is_refused_and_named_since_readers_disagree_on_which_value_counts() -> None:
+    with pytest.raises(BadResponse, match="names the key 'totalUserCount' twice"):
+        decode_json(b'{"value": [{"totalUserCount": 5, "userRegistrationCounts": [], "totalUserCount": 7}]}')
+
+
 def test_nan_is_not_a_count() -> None:
     with pytest.raises(BadResponse):
         decode_json(b'{"totalUserCount": NaN}')

@@ -44,7 +44,11 @@ def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     (Python keeps the last, other readers the first), so Graph's meaning cannot be known."""
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        raise ValueError("an object names the same key twice")
+        seen: set[str] = set()
+        for key, _ in pairs:  # only now, to name the key: dict() above is the fast path
+            if key in seen:
+                raise ValueError(f"an object names the key {key!r:.80} twice")
+            seen.add(key)
     return obj
 
 
