@@ -27,6 +27,7 @@ from typing import Any, cast
 from exporter.web.basicauth import CHALLENGE
 from exporter.web.guard import WebGuard
 from exporter.web.tls import san_allowed
+from exporter.web.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +111,14 @@ class HardenedHandler(BaseHTTPRequestHandler):
         elif self.command not in self.allowed_methods:
             self.close_connection = True
             self._answer(405, b"method not allowed\n", {"Allow": ", ".join(self.allowed_methods)})
-        elif guard is not None and web is not None and not guard.authorized(web, self.headers.get("Authorization")):
+        elif guard is not None and web is not None and not self._authorized(guard, web):
             self._answer(401, b"unauthorized\n", {"WWW-Authenticate": CHALLENGE})
         else:
             getattr(self, "do_" + self.command)()
         self.wfile.flush()
+
+    def _authorized(self, guard: WebGuard, web: WebConfig) -> bool:
+        return guard.authorized(web, self.headers.get("Authorization"), str(self.client_address[0]))
 
     def version_string(self) -> str:
         return self.server_version  # no Python version, and no trailing space
