@@ -37,6 +37,7 @@ from exporter.web.routes import App, serve
 from exporter.web.webconfig import WebConfig
 
 log = logging.getLogger("exporter")
+SIGNAL_CHECK_INTERVAL = 0.2  # seconds: how late a SIGTERM that reached another thread may be seen
 
 
 def parser() -> argparse.ArgumentParser:
@@ -307,7 +308,10 @@ def _serve(exporter: Exporter, reread: Callable[[], Config], web: WebConfig | No
     )
     poller.start()
     while not exporter.stop.is_set():
-        reload_requested.wait()
+        # The kernel may hand a signal to any thread; Python runs its handler here, in the main thread, only
+        # once this thread runs Python code again. A wait without timeout could then sleep through SIGTERM.
+        if not reload_requested.wait(SIGNAL_CHECK_INTERVAL):
+            continue
         reload_requested.clear()
         if not exporter.stop.is_set():
             _reload(exporter, reread)
