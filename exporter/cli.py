@@ -257,10 +257,10 @@ def _once(exporter: Exporter) -> int:
     statuses = exporter.poller.poll_round()
     if sys.stderr.isatty():
         sys.stderr.write("\r\x1b[K")
-    sys.stdout.write(generate_latest(exporter.registry).decode())
+    sys.stdout.write(logs.scrub(generate_latest(exporter.registry).decode()))
     failed = [(job.name, s) for job, s in zip(exporter.poller.jobs, statuses, strict=True) if not s.up]
     for name, status in failed:
-        print(f"tenant {name}: poll failed ({status.last_reason}): {status.last_detail}", file=sys.stderr)
+        print(logs.scrub(f"tenant {name}: poll failed ({status.last_reason}): {status.last_detail}"), file=sys.stderr)
     return 1 if failed else 0
 
 
