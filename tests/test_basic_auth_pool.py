@@ -130,6 +130,22 @@ def test_a_flood_of_wrong_passwords_does_not_hold_up_the_right_one(
         thread.join(timeout=60)
 
 
+def test_a_burst_from_a_new_address_takes_one_slot_besides_the_suspects_one(
+    held: tuple[threading.Event, threading.Event],
+) -> None:
+    # No failure is on record for the flooding address yet: all forty arrive before the first is answered.
+    entered, _ = held
+    auth, configured = BasicAuth(workers=3), users(prometheus=4)
+    flooders = flood(lambda: auth.check(header("prometheus", b"guess"), configured, "198.51.100.66"), 40)
+    assert entered.wait(timeout=30)
+    answer: list[bool] = []
+    scraper = threading.Thread(target=lambda: answer.append(auth.check(header("prometheus", RIGHT), configured, "x")))
+    scraper.start()
+    scraper.join(timeout=60)
+    assert answer == [True]
+    assert sum(t.is_alive() for t in flooders) == 40
+
+
 def _get(port: int, source: str, authorization: str) -> bytes:
     """One request from the loopback address `source`: the server tells clients apart by address."""
     with socket.create_connection(("127.0.0.1", port), timeout=60, source_address=(source, 0)) as sock:

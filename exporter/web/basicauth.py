@@ -7,9 +7,9 @@ never reaches it. Failures are not cached.
 
 bcrypt runs in a bounded pool (one check per core), not behind one lock: forty clients guessing passwords
 once held a legitimate scraper that was not yet cached (after a restart or a password change) for seconds.
-A client address whose last check failed is a suspect: all suspects share one slot of the pool, so a
-flood from them costs one core at most and never takes a slot from a client that has not failed, whose
-answer then waits for one bcrypt check at most, its own.
+A client address whose last check failed is a suspect, and so is one that already has a check in flight:
+all suspects share one slot of the pool, so a flood from them costs one core at most and never takes a
+slot from another client, whose answer then waits for one bcrypt check at most, its own.
 
 An unknown user is checked against the configured hash of the highest cost: what a known user costs, so
 that the answer's timing does not tell which users exist (a fixed dummy hash does, whenever its cost differs
@@ -61,6 +61,7 @@ class BasicAuth:
         self._pool = threading.BoundedSemaphore(workers or max(2, os.cpu_count() or 2))
         self._suspect_slot = threading.Lock()  # the one slot of the pool that every suspect client shares
         self._suspects: OrderedDict[str, None] = OrderedDict()  # client addresses whose last check failed
+        self._checking: set[str] = set()  # addresses with a check in flight outside the suspects' slot
         self._max_suspects = max_suspects
         self.bcrypt_checks = 0  # for tests and the benchmark: how often the slow path ran
 
@@ -78,14 +79,19 @@ class BasicAuth:
         if known is not None and key in self._ok:
             return True
         with self._cache_lock:
-            suspect = client in self._suspects
-        with self._suspect_slot if suspect else nullcontext(), self._pool:
-            with self._cache_lock:
-                self.bcrypt_checks += 1
-            try:
-                ok = bcrypt.checkpw(password, hashed)
-            except ValueError:  # a password over bcrypt's 72 bytes, or a hash bcrypt cannot read
-                ok = False
+            # One check at a time per address outside the suspects' slot: a burst from a new address is
+            # otherwise all in flight before its first failure marks it.
+            suspect = client in self._suspects or client in self._checking
+            if not suspect:
+                self._checking.add(client)
+            self.bcrypt_checks += 1
+        try:
+            with self._suspect_slot if suspect else nullcontext(), self._pool:
+                ok = _checkpw(password, hashed)
+        finally:
+            if not suspect:
+                with self._cache_lock:
+                    self._checking.discard(client)
         ok = ok and known is not None
         with self._cache_lock:
             if not ok:
@@ -106,6 +112,13 @@ class BasicAuth:
             mac.update(len(part).to_bytes(4, "big"))
             mac.update(part)
         return mac.digest()
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bool(bcrypt.checkpw(password, hashed))
+    except ValueError:  # a password over bcrypt's 72 bytes, or a hash bcrypt cannot read
+        return False
 
 
 def _costliest(users: Mapping[str, Secret]) -> bytes:
