@@ -98,10 +98,9 @@ def scrub(text: str) -> str:
 def _log_uncaught(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
-    exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
     logging.getLogger("exporter").error(
         "uncaught exception in a thread",
-        exc_info=exc_info,
+        exc_info=args.exc_value,
         extra={"kv": {"thread": args.thread.name if args.thread else "?"}},
     )
 
