@@ -9,7 +9,8 @@ bcrypt runs in a bounded pool (one check per core), not behind one lock: forty c
 once held a legitimate scraper that was not yet cached (after a restart or a password change) for seconds.
 A client address whose last check failed is a suspect, and so is one that already has a check in flight:
 all suspects share one slot of the pool, so a flood from them costs one core at most and never takes a
-slot from another client, whose answer then waits for one bcrypt check at most, its own.
+slot from another client, whose answer then waits for one bcrypt check at most, its own. (Behind a proxy
+every client has the proxy's address: a flood through it and a scraper through it share the one slot.)
 
 An unknown user is checked against the configured hash of the highest cost: what a known user costs, so
 that the answer's timing does not tell which users exist (a fixed dummy hash does, whenever its cost differs
