@@ -37,6 +37,7 @@ from exporter.web.routes import App, serve
 from exporter.web.webconfig import WebConfig
 
 log = logging.getLogger("exporter")
+SIGNAL_CHECK_INTERVAL = 0.2  # seconds: how late a SIGTERM that reached another thread may be seen
 
 
 def parser() -> argparse.ArgumentParser:
@@ -256,10 +257,10 @@ def _once(exporter: Exporter) -> int:
     statuses = exporter.poller.poll_round()
     if sys.stderr.isatty():
         sys.stderr.write("\r\x1b[K")
-    sys.stdout.write(generate_latest(exporter.registry).decode())
+    sys.stdout.write(logs.scrub(generate_latest(exporter.registry).decode()))
     failed = [(job.name, s) for job, s in zip(exporter.poller.jobs, statuses, strict=True) if not s.up]
     for name, status in failed:
-        print(f"tenant {name}: poll failed ({status.last_reason}): {status.last_detail}", file=sys.stderr)
+        print(logs.scrub(f"tenant {name}: poll failed ({status.last_reason}): {status.last_detail}"), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -307,7 +308,10 @@ def _serve(exporter: Exporter, reread: Callable[[], Config], web: WebConfig | No
     )
     poller.start()
     while not exporter.stop.is_set():
-        reload_requested.wait()
+        # The kernel may hand a signal to any thread; Python runs its handler here, in the main thread, only
+        # once this thread runs Python code again. A wait without timeout could then sleep through SIGTERM.
+        if not reload_requested.wait(SIGNAL_CHECK_INTERVAL):
+            continue
         reload_requested.clear()
         if not exporter.stop.is_set():
             _reload(exporter, reread)

@@ -62,9 +62,9 @@ class WebGuard:
             return True
         return bucket.allow()
 
-    def authorized(self, config: WebConfig, authorization: str | None) -> bool:
+    def authorized(self, config: WebConfig, authorization: str | None, client: str = "") -> bool:
         """True if `config` asks for no authentication, or the Authorization header satisfies it."""
-        return not config.users or self.auth.check(authorization, config.users)
+        return not config.users or self.auth.check(authorization, config.users, client)
 
     def _reload(self) -> WebConfig:
         old = self._config

@@ -5,7 +5,8 @@
 - The request head must arrive whole within `head_timeout` (slowloris); a kept-alive connection may idle
   for `idle_timeout` between requests; a client that does not read its answer is cut after `write_timeout`.
 - Size limits: the request line (414), the header block and the header count (431).
-- Only GET and HEAD (405 with Allow); a request body is never read, the connection is closed instead.
+- Only GET and HEAD (405 with Allow); a request body is never read, the connection is closed instead; a
+  request whose body length is ambiguous (RFC 9112, 6.3) gets 400.
 - With a web config: TLS per connection from the current config (certificate rotation), the rate limit
   (429), basic auth on every path (401 with WWW-Authenticate), and the configured headers on every answer.
 """
@@ -26,6 +27,7 @@ from typing import Any, cast
 from exporter.web.basicauth import CHALLENGE
 from exporter.web.guard import WebGuard
 from exporter.web.tls import san_allowed
+from exporter.web.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -99,18 +101,24 @@ class HardenedHandler(BaseHTTPRequestHandler):
         if not self.parse_request():
             return
         self.connection.settimeout(self._limits.write_timeout)
-        if self.headers.get("Content-Length", "0").strip() != "0" or "Transfer-Encoding" in self.headers:
+        framing = _body_framing(self.headers.get_all("Content-Length", []), "Transfer-Encoding" in self.headers)
+        if framing != "none":
             self.close_connection = True  # the body is never read: it must not be taken for the next request
-        if guard is not None and web is not None and not guard.admit(web):
+        if framing == "ambiguous":
+            self._answer(400, b"bad request: ambiguous message length\n", {})
+        elif guard is not None and web is not None and not guard.admit(web):
             self._answer(429, b"too many requests\n", {})
         elif self.command not in self.allowed_methods:
             self.close_connection = True
             self._answer(405, b"method not allowed\n", {"Allow": ", ".join(self.allowed_methods)})
-        elif guard is not None and web is not None and not guard.authorized(web, self.headers.get("Authorization")):
+        elif guard is not None and web is not None and not self._authorized(guard, web):
             self._answer(401, b"unauthorized\n", {"WWW-Authenticate": CHALLENGE})
         else:
             getattr(self, "do_" + self.command)()
         self.wfile.flush()
+
+    def _authorized(self, guard: WebGuard, web: WebConfig) -> bool:
+        return guard.authorized(web, self.headers.get("Authorization"), str(self.client_address[0]))
 
     def version_string(self) -> str:
         return self.server_version  # no Python version, and no trailing space
@@ -185,6 +193,21 @@ class HardenedHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http request", extra={"kv": {"client": self.address_string(), "request": format % args}})
+
+
+def _body_framing(lengths: list[str], chunked: bool) -> str:
+    """ "none", "body" or "ambiguous": whether a body follows, and whether its length is beyond doubt.
+
+    A proxy in front of us may read a repeated or conflicting Content-Length, or one beside Transfer-Encoding,
+    differently from us, and take what we read as a body for a second request, or the reverse (request
+    smuggling). RFC 9112, 6.3 calls these unrecoverable: answer 400 and close the connection."""
+    if chunked:
+        return "ambiguous" if lengths else "body"
+    if not lengths:
+        return "none"
+    if len(lengths) > 1 or not lengths[0].strip().isascii() or not lengths[0].strip().isdigit():
+        return "ambiguous"  # also "0, 44" in one header, a sign, or a digit that is not ASCII
+    return "none" if int(lengths[0]) == 0 else "body"
 
 
 def _head_end(buffer: bytearray, start: int) -> int:
