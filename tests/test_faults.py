@@ -25,7 +25,6 @@ import pytest
 
 from exporter.app import Exporter
 from exporter.errors import REASONS
-from tests.conftest import FIXTURES, ROOT, exposition, make_exporter, value
 from tests.fakegraph import (
     DETAILS_PATH,
     LEGACY_PATH,
@@ -37,7 +36,7 @@ from tests.fakegraph import (
     legacy_payload,
     user_record,
 )
-from tests.test_cli import free_port, get, wait_for
+from tests.support import FIXTURES, ROOT, exposition, free_port, get, make_exporter, value, wait_for
 
 SOURCES = ("legacy", "details")
 PATHS = {"legacy": LEGACY_PATH, "details": DETAILS_PATH}

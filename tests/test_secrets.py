@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,9 +29,8 @@ from exporter.graph.pacing import Gate
 from exporter.telemetry import TenantCounters
 from exporter.values import Secret
 from exporter.web.routes import App, serve
-from tests.conftest import ROOT, make_exporter, run_cli
 from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault, graph_error
-from tests.test_cli import free_port, wait_for
+from tests.support import ROOT, free_port, make_exporter, run_cli, wait_for
 
 
 @pytest.fixture
@@ -144,6 +144,27 @@ def test_a_secret_file_readable_by_others_earns_one_warning(
     assert len(lines) == (1 if warned else 0)
     if warned:
         assert str(secret_file) in lines[0] and "level=warn" in lines[0]
+
+
+@pytest.mark.parametrize("key", ["client_secret_file", "certificate_password_file"])
+def test_a_secret_file_named_in_the_configuration_file_earns_the_same_warning(
+    fake: FakeGraph, tmp_path: Path, key: str
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(fake.client_secret)
+    secret_file.chmod(0o644)
+    tenant = {"name": "contoso", "tenant_id": fake.tenant_id, "client_id": fake.client_id, key: str(secret_file)}
+    if key == "certificate_password_file":
+        certificate = tmp_path / "app.pem"
+        certificate.write_text("not a certificate: the warning comes before any use of it")
+        certificate.chmod(0o600)
+        tenant["certificate_path"] = str(certificate)
+    config = tmp_path / "tenants.yaml"
+    config.write_text(yaml.safe_dump({"tenants": [tenant]}))
+    env = {"AZURE_AUTHORITY_HOST": fake.url, "REQUESTS_CA_BUNDLE": str(fake.ca_path)}
+    result = run_cli("--once", "--config.file", str(config), "--graph.endpoint", fake.url, env=env)
+    lines = [line for line in result.stderr.splitlines() if "readable by" in line]
+    assert len(lines) == 1 and str(secret_file) in lines[0] and "level=warn" in lines[0], result.stderr
 
 
 # --- configured names in the output -----------------------------------------------------------------------

@@ -26,13 +26,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.app import Exporter
-from exporter.config import Flags, build_config
+from exporter.config import read_config
 from exporter.web.guard import WebGuard
 from exporter.web.routes import App, serve
 from exporter.web.server import Limits, Server
-from exporter.web.webconfig import load
-from tests.conftest import ROOT
-from tests.test_cli import free_port, wait_for
+from exporter.web.webconfig import read_web_config
+from tests.support import ROOT, free_port, wait_for
 
 PATHS = ("/metrics", "/healthz", "/readyz", "/")
 
@@ -93,7 +92,7 @@ TLS = {"cert_file": "server.crt", "key_file": "server.key"}
 
 @pytest.fixture
 def app() -> App:
-    exporter = Exporter(build_config(Flags(demo=True), {}))
+    exporter = Exporter(read_config({"demo": True}, {}))
     exporter.poller.poll_round()
     return App(exporter.registry, lambda: exporter.poller.jobs, lambda: True, lambda: True)
 
@@ -103,7 +102,7 @@ def start(app: App) -> Iterator[Any]:
     servers: list[Server] = []
 
     def start(config: Path | None = None, limits: Limits | None = None) -> tuple[int, WebGuard | None]:
-        guard = WebGuard(load(config)) if config else None
+        guard = WebGuard(read_web_config(config)) if config else None
         server = serve(app, "127.0.0.1", 0, guard, limits or Limits())
         servers.append(server)
         return int(server.server_address[1]), guard
