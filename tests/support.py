@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from prometheus_client import generate_latest
@@ -45,6 +45,13 @@ def get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def accepts_connections(url: str) -> bool:
+    """Whether something listens at the URL's address (whatever it then answers, TLS or not)."""
+    address = url.rpartition("/")[2].rpartition(":")
+    socket.create_connection((address[0].strip("[]"), int(address[2])), timeout=1).close()
+    return True
 
 
 def config_of(*argv: str, env: Mapping[str, str]) -> Config:
@@ -88,53 +95,53 @@ def exporter_process(
     *args: str,
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
+    stdout: Path | None = None,
     ready: Callable[[str], bool] | None = None,
-    scheme: str = "http",
     host: str = "127.0.0.1",
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """Run the exporter on a free port until `ready(url)` (default: it answers /healthz); always stop it.
 
-    The output goes to `log` when given (the test reads it), else to pipes read at the end. On leaving,
-    the process gets SIGTERM, then SIGKILL if it has not stopped within 10 s.
+    Its output goes to files when `log` is given (stderr there, stdout to `stdout` or `log`), which the
+    test can read while it runs; files, not pipes, as a pipe nobody reads fills up and blocks the
+    exporter's logging. Without `log`, to pipes read at the end. On leaving, the process gets SIGTERM,
+    then SIGKILL if it has not stopped within 10 s.
     """
     address = f"[{host}]:{free_port(host)}" if ":" in host else f"{host}:{free_port(host)}"
-    url = f"{scheme}://{address}"
-    out = log.open("w") if log is not None else None
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--web.listen-address", address, *args],
-        env=_environment(env),
-        cwd=ROOT,
-        stdout=out or subprocess.PIPE,
-        stderr=subprocess.STDOUT if out else subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+    url = f"http://{address}"
+    with ExitStack() as files:
+        err = files.enter_context(log.open("w")) if log else None
+        out = files.enter_context(stdout.open("w")) if stdout else err
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--web.listen-address", address, *args],
+            env=_environment(env),
+            cwd=ROOT,
+            stdout=out or subprocess.PIPE,
+            stderr=err or subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
 
-    def answers() -> bool:
-        try:
-            return ready(url) if ready else bool(get(url + "/healthz"))
-        except OSError:
-            return False
-
-    try:
-        deadline = time.monotonic() + 20
-        while not answers():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"exporter did not start: {_output(proc, log)}")
-            time.sleep(0.1)
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
+        def answers() -> bool:
             try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if out is None:
+                return ready(url) if ready else bool(get(url + "/healthz"))
+            except OSError:
+                return False
+
+        try:
+            deadline = time.monotonic() + 30
+            while not answers():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"exporter did not start: {_output(proc, log)}")
+                time.sleep(0.1)
+            yield url, proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
             proc.communicate()
-        else:
-            proc.wait()
-            out.close()
 
 
 def _output(proc: subprocess.Popen[str], log: Path | None) -> str:

@@ -8,8 +8,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ from exporter.telemetry import TenantCounters
 from exporter.values import Secret
 from exporter.web.routes import App, serve
 from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault, graph_error
-from tests.support import ROOT, free_port, make_exporter, run_cli, wait_for
+from tests.support import exporter_process, make_exporter, run_cli, wait_for
 
 
 @pytest.fixture
@@ -226,39 +224,24 @@ def test_no_output_ever_holds_the_client_secret_whatever_graph_answers(
     fake.users = fake.users[:50]  # one page: each fault then costs one poll
     fake.fail(source, *FAULTS)
     fake.fail("token", graph_error(500, "server_error", "identity platform down"), Fault(action="reset"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     args = ("--graph.endpoint", fake.url, "--source", source, "--poll.interval", "1s", "--poll.timeout", "1s")
     args += ("--graph.rate-limit", "off", "--log.level", "debug")
     served: list[bytes] = []
-    # Files, not pipes: at debug level a pipe nobody reads fills up and blocks the exporter's logging.
-    with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}, **fake.env()},
-            cwd=ROOT,
-            stdout=out,
-            stderr=err,
-        )
-        try:
+    with exporter_process(*args, env=fake.env(), log=tmp_path / "err", stdout=tmp_path / "out") as (url, proc):
 
-            def drained() -> bool:
-                try:
-                    for path in ("/metrics", "/", "/healthz", "/readyz"):
-                        served.append(requests.get(url + path, timeout=5).content)
-                except requests.ConnectionError:
-                    return False  # not listening yet
-                with fake.lock:
-                    left = len(fake.faults[source]) + len(fake.faults["token"])
-                return left == 0 and f'credential_exporter_up{{tenant="{fake.tenant_id}"}} 1.0' in served[-4].decode()
+        def drained() -> bool:
+            try:
+                for path in ("/metrics", "/", "/healthz", "/readyz"):
+                    served.append(requests.get(url + path, timeout=5).content)
+            except requests.ConnectionError:
+                return False  # not listening yet
+            with fake.lock:
+                left = len(fake.faults[source]) + len(fake.faults["token"])
+            return left == 0 and f'credential_exporter_up{{tenant="{fake.tenant_id}"}} 1.0' in served[-4].decode()
 
-            wait_for(drained, timeout=90)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        wait_for(drained, timeout=90)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
     stdout, stderr = (tmp_path / "out").read_bytes(), (tmp_path / "err").read_bytes()
     assert b"poll failed" in stderr and b"bad_response" in stderr and b"http_5xx" in stderr  # the faults did happen
     wrong = run_cli(

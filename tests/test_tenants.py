@@ -6,10 +6,8 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from exporter.app import Exporter
 from exporter.config import read_config
 from exporter.sharding import shard_of
 from tests.fakegraph import LEGACY_PATH, FakeGraph, legacy_payload
-from tests.support import ROOT, exposition, free_port, get, value, wait_for
+from tests.support import exporter_process, exposition, get, value, wait_for
 
 SECRET_ENV = "FAKE_GRAPH_SECRET"
 
@@ -71,52 +69,20 @@ def totals(text: str) -> dict[str, int]:
     }
 
 
-@contextmanager
-def exporter_process(
+def tenants_exporter(
     config: Path, fake: FakeGraph, log: Path, *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+) -> AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
     """The exporter as a user runs it, its log written to a file that the test can read while it runs."""
-    port = free_port()
-    with log.open("w") as stderr:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-                "--config.file",
-                str(config),
-                "--graph.endpoint",
-                fake.url,
-                *args,
-            ],
-            env=env or env_for(fake),
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            text=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-
-            def ready() -> bool:
-                assert proc.poll() is None, log.read_text()
-                try:
-                    return get(url + "/readyz")[0] == 200
-                except OSError:
-                    return False
-
-            wait_for(ready, timeout=30)
-            yield url, proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    return exporter_process(
+        "--config.file",
+        str(config),
+        "--graph.endpoint",
+        fake.url,
+        *args,
+        env=env or env_for(fake),
+        log=log,
+        ready=lambda url: get(url + "/readyz")[0] == 200,
+    )
 
 
 def test_three_shards_serve_disjoint_tenant_sets_whose_union_is_the_whole_list(fake: FakeGraph, tmp_path: Path) -> None:
@@ -130,9 +96,9 @@ def test_three_shards_serve_disjoint_tenant_sets_whose_union_is_the_whole_list(f
         ("--shard.count", "3", "--shard.index-from-hostname"),  # as in a StatefulSet
     ]
     with (
-        exporter_process(config, fake, tmp_path / "0.log", *shard_args[0]) as (url0, _),
-        exporter_process(config, fake, tmp_path / "1.log", *shard_args[1]) as (url1, _),
-        exporter_process(
+        tenants_exporter(config, fake, tmp_path / "0.log", *shard_args[0]) as (url0, _),
+        tenants_exporter(config, fake, tmp_path / "1.log", *shard_args[1]) as (url1, _),
+        tenants_exporter(
             config,
             fake,
             tmp_path / "2.log",
@@ -159,7 +125,7 @@ def test_sighup_adds_and_removes_tenants_keeps_the_others_and_refuses_a_bad_file
     serve_tenants(fake, [1, 2, 3])
     config = write_config(tmp_path / "tenants.yaml", [tenant_entry(1), tenant_entry(2)])
     log = tmp_path / "exporter.log"
-    with exporter_process(config, fake, log) as (url, proc):
+    with tenants_exporter(config, fake, log) as (url, proc):
         assert totals(get(url + "/metrics")[1]) == {"tenant1": expected_total(1), "tenant2": expected_total(2)}
         assert fake.token_requests == 2
 
