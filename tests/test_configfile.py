@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter.config import Certificate, ClientSecret, Config, FederatedToken, ManagedIdentity
 from exporter.errors import ConfigError
@@ -223,3 +224,19 @@ def test_without_a_file_the_environment_still_gives_one_tenant() -> None:
     config = config_of(env=env)
     assert [(t.name, t.tenant_id, t.client_id) for t in config.tenants] == [("t", "t", "c")]
     assert config.config_file is None
+
+
+def test_a_certificate_password_may_come_from_an_environment_variable(tmp_path: Path) -> None:
+    tenant = {
+        "name": "northwind",
+        "tenant_id": "33333333-3333-3333-3333-333333333333",
+        "client_id": "aaaaaaaa-0000-0000-0000-000000000003",
+        "certificate_path": str(CONFIGS / "secrets" / "contoso"),
+        "certificate_password_env": "NORTHWIND_KEY_PASSWORD",
+    }
+    path = tmp_path / "tenants.yaml"
+    path.write_text(yaml.safe_dump({"tenants": [tenant]}))
+    config = config_of("--config.file", str(path), env={"NORTHWIND_KEY_PASSWORD": "not-a-real-key-password"})
+    (credential,) = [t.credential for t in config.tenants]
+    assert isinstance(credential, Certificate) and credential.password is not None
+    assert credential.password.reveal() == "not-a-real-key-password"

@@ -81,9 +81,12 @@ def text(value: str) -> str:
     return value.strip()
 
 
+_TAKEN_PATHS = ("/", "/healthz", "/readyz")  # the status page and the probes
+
+
 def url_path(value: str) -> str:
-    if not value.startswith("/") or any(c.isspace() or c in "?#" for c in value) or value in ("/healthz", "/readyz"):
-        raise ValueError(f"{value!r} is not a path like /metrics (and not / , /healthz or /readyz)")
+    if not value.startswith("/") or any(c.isspace() or c in "?#" for c in value) or value in _TAKEN_PATHS:
+        raise ValueError(f"{value!r} is not a path like /metrics (and not /, /healthz or /readyz)")
     return value
 
 
