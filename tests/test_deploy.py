@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes" / "base"

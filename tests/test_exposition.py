@@ -10,8 +10,8 @@ from exporter.poller import TenantJob
 from exporter.snapshot import Report, TenantStatus
 from exporter.sources.demo import DemoSource
 from exporter.sources.details import Tally
-from tests.conftest import FIXTURES
 from tests.fakegraph import user_record
+from tests.support import FIXTURES
 
 
 def known_jobs() -> list[TenantJob]:

@@ -11,7 +11,7 @@ import pytest
 from exporter.errors import BadResponse
 from exporter.graph.client import decode_json
 from exporter.sources.legacy import parse
-from tests.conftest import FIXTURES
+from tests.support import FIXTURES
 
 EXPECTED = (("capable", 323), ("enabled", 4234), ("mfaRegistered", 33), ("registered", 23423))
 

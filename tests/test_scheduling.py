@@ -13,7 +13,7 @@ import pytest
 
 from exporter.poller import Poller, TenantJob
 from exporter.snapshot import Report
-from tests.test_cli import wait_for
+from tests.support import wait_for
 
 
 class CountingSource:

@@ -26,6 +26,7 @@ from exporter.errors import BadResponse, PollError
 from exporter.graph.credentials import TokenProvider
 from exporter.graph.pacing import Gate
 from exporter.telemetry import TenantCounters
+from exporter.values import first_line
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -240,7 +241,7 @@ class GraphClient:
         if code:
             detail += f" {code}"
         if message:
-            detail += f": {message.splitlines()[0][:200]}"
+            detail += f": {first_line(message, 200)}"
         if status in _HOLD_STATUSES:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             if wait is not None:
@@ -264,4 +265,4 @@ def _reason_of(exc: BaseException) -> str:
     """The cause urllib3 gave for a requests error, without the connection-pool noise."""
     text = str(exc) or type(exc).__name__
     _, caused, cause = text.partition("(Caused by ")
-    return (cause.rstrip(")") if caused else text).splitlines()[0][:300]
+    return first_line(cause.rstrip(")") if caused else text)

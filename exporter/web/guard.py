@@ -72,7 +72,7 @@ class WebGuard:
         if signature == self._signature or signature == self._rejected:
             return old  # another thread got here first, or this very change was already refused
         try:
-            new = webconfig.load(old.path)
+            new = webconfig.read_web_config(old.path)
             if (new.tls is not None) != self.tls:
                 raise ConfigError(["TLS cannot be switched on or off while running: restart the exporter"])
         except ConfigError as exc:

@@ -27,7 +27,9 @@ class App:
         jobs: Callable[[], Sequence[TenantJob]],
         alive: Callable[[], bool],
         ready: Callable[[], bool],
+        telemetry_path: str = "/metrics",
     ) -> None:
+        self.telemetry_path = telemetry_path
         self.registry = registry
         self.jobs = jobs
         self.alive = alive
@@ -42,7 +44,7 @@ class Handler(HardenedHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        if path == "/metrics":
+        if path == self.app.telemetry_path:
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             body = encoder(self.app.registry)
             headers = {"Content-Type": content_type}

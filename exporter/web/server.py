@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
+from exporter.values import first_line
 from exporter.web.basicauth import CHALLENGE
 from exporter.web.guard import WebGuard
 from exporter.web.tls import san_allowed
@@ -260,14 +261,14 @@ class Server(ThreadingHTTPServer):
             return context.wrap_socket(sock, server_side=True)
         except (OSError, ssl.SSLError) as exc:
             # Scanners, probes that only connect, clients without a certificate: not worth more than debug.
-            log.debug("TLS handshake failed", extra={"kv": {"error": _first_line(exc)}})
+            log.debug("TLS handshake failed", extra={"kv": {"error": first_line(exc, 200)}})
             return None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr; a broken connection is routine, anything else is a bug.
         exc = sys.exc_info()[1]
         if isinstance(exc, OSError):
-            log.debug("connection error", extra={"kv": {"error": _first_line(exc)}})
+            log.debug("connection error", extra={"kv": {"error": first_line(exc, 200)}})
         else:
             log.error("error while answering a request", exc_info=True)
 
@@ -295,8 +296,3 @@ def start(
     server = bound((host or "0.0.0.0", port), handler)  # noqa: S104 - listening everywhere is asked for
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
