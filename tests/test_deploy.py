@@ -196,6 +196,27 @@ def test_no_real_secret_is_shipped() -> None:
     assert set(secret["stringData"].values()) == {"replace-with-the-client-secret"}
 
 
+# --- README ------------------------------------------------------------------------------------------
+
+
+def readme_commands() -> list[str]:
+    """The shell commands of the README's quick start: run the demo, run the tests."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Quick start") : text.index("\n## ", text.index("## Quick start"))]
+    return re.findall(r"```sh\n(.*?)\n```", section, re.DOTALL)
+
+
+def test_the_quick_start_installs_into_a_virtual_environment_and_ci_runs_its_test_command() -> None:
+    demo, tests = readme_commands()
+    # PEP 668: a distribution's own python3 refuses `pip install`, so both commands make a venv first.
+    for command in (demo, tests):
+        assert command.startswith("python3 -m venv .venv && .venv/bin/pip install ")
+        assert "sudo" not in command and "--break-system-packages" not in command
+    assert demo.endswith(".venv/bin/entra-credential-exporter --demo")
+    ci = (ROOT / ".ci" / "run").read_text().rstrip("\n").splitlines()
+    assert ci[-1] == tests, "the last line of .ci/run must be the README's test command, word for word"
+
+
 # --- compose ------------------------------------------------------------------------------------------
 
 
