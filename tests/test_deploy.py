@@ -6,8 +6,11 @@ These read the files only; the real programs run them in tests/e2e/ (Prometheus,
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes" / "base"
+COMPONENT = DEPLOY / "kubernetes" / "components" / "prometheus-operator"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "entra-credential-exporter.json"
 
 
@@ -56,7 +60,7 @@ def test_the_prometheusrule_is_generated_from_the_rules_file_and_up_to_date() ->
     finally:
         sys.path.pop(0)
     rules_text = (DEPLOY / "prometheus" / "rules.yml").read_text()
-    checked_in = (K8S / "prometheusrule.yaml").read_text()
+    checked_in = (COMPONENT / "prometheusrule.yaml").read_text()
     assert checked_in == generator.render(rules_text), "run python3 deploy/kubernetes/generate_prometheusrule.py"
     resource = yaml.safe_load(checked_in)
     assert resource["kind"] == "PrometheusRule" and resource["apiVersion"] == "monitoring.coreos.com/v1"
@@ -125,9 +129,14 @@ def test_the_dashboard_shows_every_metric_of_the_readme() -> None:
 
 
 def by_kind() -> dict[str, dict[str, Any]]:
-    kustomization = load(K8S / "kustomization.yaml")
-    resources = [load(K8S / name) for name in kustomization["resources"]]
+    """The base's resources and the Prometheus Operator component's, by kind."""
+    resources = [load(d / name) for d in (K8S, COMPONENT) for name in load(d / "kustomization.yaml")["resources"]]
     return {r["kind"]: r for r in resources}
+
+
+def kustomize(kubectl: str, directory: Path) -> list[dict[str, Any]]:
+    rendered = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=True)
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
 
 
 def test_the_deployment_is_locked_down_and_probed() -> None:
@@ -191,9 +200,39 @@ def test_the_serviceaccount_documents_workload_identity() -> None:
     assert "azure.workload.identity~1use" in overlay
 
 
-def test_no_real_secret_is_shipped() -> None:
-    secret = by_kind()["Secret"]
-    assert set(secret["stringData"].values()) == {"replace-with-the-client-secret"}
+def test_the_base_ships_no_secret_and_the_documented_secret_generator_makes_the_one_it_mounts(
+    kubetools: dict[str, str], tmp_path: Path
+) -> None:
+    # A Secret in the base would overwrite the real one, created out of band, at every `kubectl apply -k`.
+    for variant in ("", "workload-identity", "prometheus-operator"):
+        assert "Secret" not in {r["kind"] for r in kustomize(kubetools["kubectl"], DEPLOY / "kubernetes" / variant)}
+    # The commented secretGenerator of deploy/kubernetes/kustomization.yaml, uncommented, feeds the Deployment.
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(DEPLOY / "kubernetes", copy)
+    text = (copy / "kustomization.yaml").read_text()
+    example = text[text.index("# secretGenerator:") : text.index("# (its name")]
+    text = text.replace(example, re.sub(r"^# ?", "", example, flags=re.MULTILINE))
+    (copy / "kustomization.yaml").write_text(text)
+    (copy / "client-secret.txt").write_text("not-a-real-secret\n")
+    resources = {r["kind"]: r for r in kustomize(kubetools["kubectl"], copy)}
+    secret = resources["Secret"]
+    assert base64.b64decode(secret["data"]["client-secret"]) == b"not-a-real-secret\n"
+    assert secret["metadata"]["namespace"] == resources["Deployment"]["metadata"]["namespace"]
+    (volume,) = resources["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+
+
+def test_only_the_optional_component_needs_the_prometheus_operator(kubetools: dict[str, str]) -> None:
+    operator_kinds = {"ServiceMonitor", "PrometheusRule"}
+    for variant in ("", "workload-identity"):
+        kinds = {r["kind"] for r in kustomize(kubetools["kubectl"], DEPLOY / "kubernetes" / variant)}
+        assert "Deployment" in kinds and not kinds & operator_kinds, variant
+    with_operator = kustomize(kubetools["kubectl"], DEPLOY / "kubernetes" / "prometheus-operator")
+    added = [r for r in with_operator if r["kind"] in operator_kinds]
+    assert sorted(r["kind"] for r in added) == sorted(operator_kinds)
+    assert {r["metadata"]["namespace"] for r in with_operator} == {"monitoring"}
+    rule = next(r for r in added if r["kind"] == "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())
 
 
 # --- README ------------------------------------------------------------------------------------------

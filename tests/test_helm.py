@@ -1,16 +1,12 @@
 """The Helm chart, rendered by the real `helm`: defaults and every toggle do what values.yaml says.
 
-`helm` comes from PATH, or from the PyPI wheel CI already uses for kubectl (deploy/tools/kubetools.py).
-Without it the tests are skipped on a developer's machine and fail in CI.
+`helm` comes from PATH, or from the PyPI wheel CI already uses for kubectl (the kubetools fixture).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +22,8 @@ CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 
 
 @pytest.fixture(scope="session")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> str:
-    found = shutil.which("helm")
-    if found:
-        return found
-    sys.path.insert(0, str(ROOT / "deploy" / "tools"))
-    try:
-        import kubetools  # type: ignore[import-not-found]
-
-        return str(kubetools.fetch(tmp_path_factory.mktemp("kubetools"))["helm"])
-    except (OSError, subprocess.CalledProcessError) as exc:
-        message = f"helm is not installed and could not be fetched ({exc})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI must have it")
-        pytest.skip(message)
-    finally:
-        sys.path.pop(0)
+def helm(kubetools: dict[str, str]) -> str:
+    return kubetools["helm"]
 
 
 def render(helm: str, values: dict[str, Any] | None = None, *files: Path) -> dict[str, list[dict[str, Any]]]:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Write the files generated from deploy/prometheus/rules.yml and the Grafana dashboard, or --check them.
 
-- deploy/kubernetes/base/prometheusrule.yaml, the Prometheus Operator's PrometheusRule: kustomize cannot
-  place a file's content inside a custom resource's spec, so the rules are copied as text, indented under
-  `spec:`, so that comments and block scalars come through unchanged;
+- deploy/kubernetes/components/prometheus-operator/prometheusrule.yaml, the Prometheus Operator's
+  PrometheusRule: kustomize cannot place a file's content inside a custom resource's spec, so the rules are
+  copied as text, indented under `spec:`, so that comments and block scalars come through unchanged;
 - the Helm chart's files/rules.yml and files/entra-credential-exporter.json: Helm reads only files inside
   the chart, so it carries copies.
 
@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 DEPLOY = HERE.parent
 RULES = DEPLOY / "prometheus" / "rules.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "entra-credential-exporter.json"
-PROMETHEUSRULE = HERE / "base" / "prometheusrule.yaml"
+PROMETHEUSRULE = HERE / "components" / "prometheus-operator" / "prometheusrule.yaml"
 CHART_FILES = DEPLOY / "helm" / "entra-credential-exporter" / "files"
 
 HEADER = """\
