@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import FIXTURES, ROOT
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes" / "base"
 COMPONENT = DEPLOY / "kubernetes" / "components" / "prometheus-operator"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "entra-credential-exporter.json"
+RUNBOOK_URL = "https://github.com/entra-credential-exporter/entra-credential-exporter/blob/main/docs/runbook.md"
 
 
 def load(path: Path) -> Any:
@@ -53,15 +54,19 @@ def dashboard_panels() -> list[dict[str, Any]]:
 # --- rules --------------------------------------------------------------------------------------------
 
 
-def test_the_prometheusrule_is_generated_from_the_rules_file_and_up_to_date() -> None:
+def generator() -> Any:
     sys.path.insert(0, str(DEPLOY / "kubernetes"))
     try:
-        import generate_prometheusrule as generator  # type: ignore[import-not-found]
+        import generate_prometheusrule  # type: ignore[import-not-found]
     finally:
         sys.path.pop(0)
+    return generate_prometheusrule
+
+
+def test_the_prometheusrule_is_generated_from_the_rules_file_and_up_to_date() -> None:
     rules_text = (DEPLOY / "prometheus" / "rules.yml").read_text()
     checked_in = (COMPONENT / "prometheusrule.yaml").read_text()
-    assert checked_in == generator.render(rules_text), "run python3 deploy/kubernetes/generate_prometheusrule.py"
+    assert checked_in == generator().render(rules_text), "run python3 deploy/kubernetes/generate_prometheusrule.py"
     resource = yaml.safe_load(checked_in)
     assert resource["kind"] == "PrometheusRule" and resource["apiVersion"] == "monitoring.coreos.com/v1"
     assert resource["spec"] == yaml.safe_load(rules_text)
@@ -79,16 +84,41 @@ def test_every_alert_has_a_severity_a_summary_a_description_and_a_runbook_sectio
         "EntraCredentialPollsFailing",
         "EntraCredentialDataStale",
         "EntraCredentialGraphThrottled",
+        "EntraCredentialExporterAbsent",
     }
     for alert in alerts:
         assert alert["labels"]["severity"] in ("critical", "warning", "info"), alert["alert"]
         annotations = alert["annotations"]
-        assert "$labels.tenant" in annotations["summary"] or "$labels.instance" in annotations["summary"]
+        absent = alert["expr"].startswith("absent(")  # no series, so no labels to name
+        assert "$labels.tenant" in annotations["summary"] or "$labels.instance" in annotations["summary"] or absent
         text = annotations["summary"] + annotations["description"]
-        assert "$value" in text or "| query" in text or "Down" in alert["alert"], "name the values"
+        assert "$value" in text or "| query" in text or "Down" in alert["alert"] or absent, "name the values"
+        # Absolute, so that the link works from Alertmanager, Slack or a pager; the base is configurable.
         page, _, anchor = annotations["runbook_url"].partition("#")
-        assert page == "docs/runbook.md" and anchor == alert["alert"].lower(), alert["alert"]
+        assert page == RUNBOOK_URL and anchor == alert["alert"].lower(), alert["alert"]
         assert anchor in anchors, f"docs/runbook.md has no section for {alert['alert']}"
+
+
+def test_the_job_matcher_runbook_url_and_admins_allowance_take_effect_in_prometheus(tmp_path: Path) -> None:
+    from tests.e2e.stack import program
+
+    rules = generator().customise(
+        (DEPLOY / "prometheus" / "rules.yml").read_text(), "entra-prod", "https://wiki.example.com/entra", 1
+    )
+    (tmp_path / "rules.yml").write_text(rules)
+    shutil.copy(FIXTURES / "rules" / "customised_rules_test.yml", tmp_path / "test.yml")
+    result = subprocess.run([program("promtool"), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_every_selector_of_the_exporters_series_in_the_rules_carries_the_job_matcher() -> None:
+    # Another exporter's tenant_total_users (or any series of the same name) must never enter the ratios.
+    rules = load(DEPLOY / "prometheus" / "rules.yml")
+    names = readme_metrics() | {"up"}
+    for rule in (rule for group in rules["groups"] for rule in group["rules"]):
+        for name, matchers in re.findall(r"\b([a-z_]+)\b(\{[^}]*\})?", rule["expr"]):
+            if name in names:
+                assert matchers.startswith('{job=~"entra-credential-exporter.*"'), f"{rule}: {name}{matchers}"
 
 
 # --- dashboard ----------------------------------------------------------------------------------------
@@ -114,6 +144,66 @@ def test_the_dashboard_has_datasource_and_tenant_variables_and_every_panel_uses_
             assert target["datasource"]["uid"] == "${datasource}"
             if "build_info" not in target["expr"]:  # the only series without a tenant label
                 assert 'tenant=~"$tenant"' in target["expr"], (panel["title"], target["expr"])
+
+
+def test_the_dashboard_imports_like_a_grafana_com_dashboard() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    (source,) = dashboard["__inputs"]
+    assert source["type"] == "datasource" and source["pluginId"] == "prometheus"
+    requires = {(r["type"], r["id"]) for r in dashboard["__requires"]}
+    assert {("grafana", "grafana"), ("datasource", "prometheus")} <= requires
+    assert {("panel", p["type"]) for p in dashboard_panels() if p["type"] != "row"} <= requires
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["current"]["value"] == "${" + source["name"] + "}"
+
+
+def test_the_headline_panels_work_from_the_raw_metrics_without_the_recording_rules(tmp_path: Path) -> None:
+    # Prometheus's own engine (promtool) evaluates each panel query that uses a recording rule, with no rule
+    # loaded: the query's fallback on the raw metrics must give the same numbers the rules would.
+    from tests.e2e.stack import program
+
+    expected = {
+        "tenant:credential_mfa_registered_users:ratio": 0.75,
+        "tenant:credential_sspr_registered_users:ratio": 0.6,
+        "tenant:credential_admin_mfa_registered_users:ratio": 0.8,
+        "tenant:credential_admins_without_mfa:count": 2,
+    }
+    series = {
+        'tenant_total_users{tenant="acme"}': 1000,
+        'credential_registered_users{tenant="acme",status="mfaRegistered"}': 750,
+        'credential_registered_users{tenant="acme",status="registered"}': 600,
+        'tenant_users{tenant="acme",user_type="member",admin="true"}': 10,
+        'credential_registered_segment_users{tenant="acme",user_type="member",admin="true",status="mfaRegistered"}': 8,
+    }
+    tests = []
+    for panel in dashboard_panels():
+        for target in panel.get("targets", []):
+            recorded = [name for name in expected if name in target["expr"]]
+            if recorded:
+                (name,) = recorded
+                tests.append(
+                    {
+                        "expr": target["expr"].replace("$tenant", ".+"),
+                        "eval_time": "5m",
+                        "exp_samples": [{"labels": '{tenant="acme"}', "value": expected[name]}],
+                    }
+                )
+    assert len(tests) >= 4, "the headline stats use the recording rules"
+    (tmp_path / "none.yml").write_text("groups: []\n")
+    unit = {
+        "rule_files": ["none.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": f"{v}x10"} for s, v in series.items()],
+                "promql_expr_test": tests,
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(unit))
+    result = subprocess.run([program("promtool"), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
 
 
 def test_the_dashboard_shows_every_metric_of_the_readme() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,31 @@ def test_the_prometheusrule_holds_the_rules_of_rules_yml(helm: str) -> None:
     rule = only(kinds, "PrometheusRule")
     assert rule["metadata"]["labels"]["release"] == "kps"
     assert rule["spec"] == yaml.safe_load(RULES.read_text())
+
+
+def test_the_rules_job_runbook_url_and_allowance_values_match_the_kustomize_generator(helm: str) -> None:
+    sys.path.insert(0, str(ROOT / "deploy" / "kubernetes"))
+    try:
+        import generate_prometheusrule as generator  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    settings = {"job": "entra-prod|entra-dr", "runbookUrl": "https://wiki.example.com/entra", "allowance": 2}
+    values = {
+        "prometheusRule": {
+            "enabled": True,
+            "job": settings["job"],
+            "runbookUrl": settings["runbookUrl"],
+            "adminsWithoutMFAAllowance": settings["allowance"],
+        }
+    }
+    spec = only(render(helm, values), "PrometheusRule")["spec"]
+    customised = generator.customise(RULES.read_text(), settings["job"], settings["runbookUrl"], settings["allowance"])
+    assert spec == yaml.safe_load(customised)
+    text = json.dumps(spec)
+    assert 'job=~\\"entra-prod|entra-dr\\"' in text and "entra-credential-exporter.*" not in text
+    assert "tenant:credential_admins_without_mfa:count > 2" in text
+    alerts = [r for group in spec["groups"] for r in group["rules"] if "alert" in r]
+    assert all(a["annotations"]["runbook_url"].startswith("https://wiki.example.com/entra#") for a in alerts)
 
 
 def test_the_grafana_dashboard_configmap_is_labelled_for_the_sidecar(helm: str) -> None:

@@ -9,10 +9,17 @@
 
 Run `python3 deploy/kubernetes/generate_prometheusrule.py` after every change to the rules or the dashboard;
 `--check` (run by CI) fails if a checked-in file differs from what would be generated.
+
+For your own deployment, the kustomize PrometheusRule takes the settings the Helm chart's prometheusRule values
+give: `--job REGEX` (the rules' job matcher), `--runbook-url URL` (the base of every runbook_url) and
+`--admins-allowance N` (admins without MFA that EntraAdminsWithoutMFA tolerates, e.g. break-glass accounts).
+They replace the defaults written in rules.yml; the chart's template replaces the same strings.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -22,6 +29,11 @@ RULES = DEPLOY / "prometheus" / "rules.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "entra-credential-exporter.json"
 PROMETHEUSRULE = HERE / "components" / "prometheus-operator" / "prometheusrule.yaml"
 CHART_FILES = DEPLOY / "helm" / "entra-credential-exporter" / "files"
+
+# The defaults written in rules.yml, which the options (and the Helm chart's prometheusRule values) replace.
+JOB = "entra-credential-exporter.*"
+RUNBOOK_URL = "https://github.com/entra-credential-exporter/entra-credential-exporter/blob/main/docs/runbook.md"
+ALLOWANCE = "tenant:credential_admins_without_mfa:count > {}"
 
 HEADER = """\
 # GENERATED from deploy/prometheus/rules.yml by deploy/kubernetes/generate_prometheusrule.py: do not edit.
@@ -41,26 +53,36 @@ def render(rules: str) -> str:
     return HEADER + "\n".join(body) + "\n"
 
 
-def outputs() -> dict[Path, str]:
+def customise(rules: str, job: str, runbook_url: str, allowance: int) -> str:
+    """rules.yml's text with another job matcher, runbook base URL and admins' allowance."""
+    rules = rules.replace(f'job=~"{JOB}"', f"job=~{json.dumps(job)}").replace(RUNBOOK_URL, runbook_url)
+    return rules.replace(ALLOWANCE.format(0), ALLOWANCE.format(allowance))
+
+
+def outputs(options: argparse.Namespace) -> dict[Path, str]:
     """Every generated file and the content it must have."""
     rules = RULES.read_text()
     return {
-        PROMETHEUSRULE: render(rules),
+        PROMETHEUSRULE: render(customise(rules, options.job, options.runbook_url, options.admins_allowance)),
         CHART_FILES / RULES.name: rules,
         CHART_FILES / DASHBOARD.name: DASHBOARD.read_text(),
     }
 
 
 def main(argv: list[str]) -> int:
-    if argv[1:] not in ([], ["--check"]):
-        print(f"usage: {argv[0]} [--check]", file=sys.stderr)
-        return 2
-    stale = [path for path, text in outputs().items() if not path.exists() or path.read_text() != text]
-    if argv[1:] == ["--check"]:
+    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a generated file is out of date")
+    parser.add_argument("--job", default=JOB, help="the rules' job matcher, a regex (default: %(default)s)")
+    parser.add_argument("--runbook-url", default=RUNBOOK_URL, help="the runbook's URL, without #anchor")
+    parser.add_argument("--admins-allowance", type=int, default=0, help="admins without MFA tolerated per tenant")
+    options = parser.parse_args(argv[1:])
+    wanted = outputs(options)
+    stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
+    if options.check:
         for path in stale:
             print(f"{path} is out of date: run python3 {Path(__file__).relative_to(Path.cwd())}", file=sys.stderr)
         return 1 if stale else 0
-    for path, text in outputs().items():
+    for path, text in wanted.items():
         path.write_text(text)
     return 0
 
