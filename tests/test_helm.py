@@ -169,6 +169,23 @@ def test_shards_without_a_configuration_file_are_refused(helm: str) -> None:
     assert "set config" in failure.value.stderr
 
 
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"serviceMonitor": {"enable": True}}, "enable"),  # a misspelt toggle must not silently do nothing
+        ({"shards": 0}, "shards"),
+        ({"existingSecretKind": "password"}, "existingSecretKind"),
+        ({"prometheusRule": {"runbookUrl": "docs/runbook.md"}}, "runbookUrl"),
+    ],
+)
+def test_values_the_chart_does_not_know_or_cannot_use_are_refused(
+    helm: str, values: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        render(helm, values)
+    assert complaint in failure.value.stderr
+
+
 def test_servicemonitor_carries_the_release_label_kube_prometheus_stack_selects(helm: str) -> None:
     values = {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}, "interval": "30s"}}
     kinds = render(helm, values)
