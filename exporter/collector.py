@@ -12,6 +12,8 @@ Sample output (one tenant, legacy report):
 
 from __future__ import annotations
 
+import os
+import platform
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,6 +22,10 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.errors import REASONS
 from exporter.poller import TenantJob
+
+# The git commit the image was built from: the Dockerfile bakes its REVISION build argument into the
+# environment. A checkout installed with pip has none.
+REVISION = os.environ.get("ENTRA_CREDENTIAL_EXPORTER_REVISION") or "unknown"
 
 
 class RegistrationCollector(Collector):
@@ -119,9 +125,11 @@ class RegistrationCollector(Collector):
             for method, value in report.methods:
                 methods.add_metric([name, method], value)
         build = GaugeMetricFamily(
-            "credential_exporter_build_info", "The exporter's version; always 1.", labels=["version"]
+            "credential_exporter_build_info",
+            "The exporter's version, git revision and Python version; always 1.",
+            labels=["version", "revision", "python_version"],
         )
-        build.add_metric([__version__], 1.0)
+        build.add_metric([__version__, REVISION, platform.python_version()], 1.0)
         yield from (
             total,
             registered,

@@ -15,7 +15,9 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
+import yaml
 from prometheus_client import generate_latest
 
 from exporter.app import Exporter
@@ -151,3 +153,9 @@ def _output(proc: subprocess.Popen[str], log: Path | None) -> str:
         proc.wait()
         return log.read_text()
     return "".join(part or "" for part in proc.communicate())
+
+
+def write_config(path: Path, document: dict[str, Any]) -> Path:
+    # A different size every time as well as a new mtime, so that a rewrite within one clock tick still shows.
+    path.write_text(yaml.safe_dump(document) + "#" * (int(time.monotonic_ns()) % 97) + "\n")
+    return path

@@ -16,7 +16,7 @@ import pytest
 
 from exporter.values import Secret
 from exporter.web.basicauth import BasicAuth
-from tests.test_web_security import app, start, write_config  # noqa: F401 - app and start are fixtures
+from tests.support import write_config
 
 RIGHT = b"correct horse battery"
 
@@ -156,7 +156,7 @@ def _get(port: int, source: str, authorization: str) -> bytes:
 
 
 def test_over_http_a_flooding_client_does_not_hold_up_a_scraper_from_another_address(
-    start: Any,  # noqa: F811 - the fixture imported above
+    start: Any,
     tmp_path: Path,
     held: tuple[threading.Event, threading.Event],
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import __version__
@@ -48,5 +50,6 @@ def test_exposition_of_a_known_state_matches_the_golden_file() -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RegistrationCollector(known_jobs, "15m"))
     text = generate_latest(registry).decode()
-    golden = (FIXTURES / "golden" / "known_state.prom").read_text().replace("@VERSION@", __version__)
+    golden = (FIXTURES / "golden" / "known_state.prom").read_text()
+    golden = golden.replace("@VERSION@", __version__).replace("@PYTHON_VERSION@", platform.python_version())
     assert text == golden

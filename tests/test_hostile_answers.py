@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
 from exporter.web.routes import App, serve
-from tests.conftest import make_exporter
 from tests.fakegraph import FakeGraph, Fault, legacy_payload, user_record
+from tests.support import make_exporter
 
 COUNTS = {"registered": 21000, "enabled": 22000, "capable": 20500, "mfaRegistered": 18000}
 OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}

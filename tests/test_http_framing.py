@@ -10,8 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_cli import free_port, wait_for
+from tests.support import ROOT, free_port, wait_for
 
 SMUGGLED = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
 

@@ -15,8 +15,8 @@ import pytest
 
 from exporter import logs
 from exporter.values import Secret
-from tests.conftest import run_cli
 from tests.fakegraph import FakeGraph
+from tests.support import run_cli
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_cli import free_port, wait_for
+from tests.support import ROOT, free_port, wait_for
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

@@ -9,7 +9,6 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,13 @@ import bcrypt
 import pytest
 import requests
 import trustme
-import yaml
 from cryptography import x509
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.app import Exporter
-from exporter.config import read_config
-from exporter.web.guard import WebGuard
 from exporter.web.routes import App, serve
-from exporter.web.server import Limits, Server
-from exporter.web.webconfig import read_web_config
-from tests.support import accepts_connections, exporter_process
+from exporter.web.server import Limits
+from tests.support import accepts_connections, exporter_process, write_config
 
 PATHS = ("/metrics", "/healthz", "/readyz", "/")
 
@@ -79,36 +73,7 @@ def pki(tmp_path: Path) -> Pki:
     return pki
 
 
-def write_config(path: Path, document: dict[str, Any]) -> Path:
-    # A different size every time as well as a new mtime, so that a rewrite within one clock tick still shows.
-    path.write_text(yaml.safe_dump(document) + "#" * (int(time.monotonic_ns()) % 97) + "\n")
-    return path
-
-
 TLS = {"cert_file": "server.crt", "key_file": "server.key"}
-
-
-@pytest.fixture
-def app() -> App:
-    exporter = Exporter(read_config({"demo": True}, {}))
-    exporter.poller.poll_round()
-    return App(exporter.registry, lambda: exporter.poller.jobs, lambda: True, lambda: True)
-
-
-@pytest.fixture
-def start(app: App) -> Iterator[Any]:
-    servers: list[Server] = []
-
-    def start(config: Path | None = None, limits: Limits | None = None) -> tuple[int, WebGuard | None]:
-        guard = WebGuard(read_web_config(config)) if config else None
-        server = serve(app, "127.0.0.1", 0, guard, limits or Limits())
-        servers.append(server)
-        return int(server.server_address[1]), guard
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def https(port: int, path: str = "/metrics") -> str:

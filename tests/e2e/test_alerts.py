@@ -88,7 +88,10 @@ def test_an_mfa_coverage_drop_reaches_alertmanager_with_the_tenant_and_the_value
         f"77.84% of the users of tenant {TENANT} were registered for MFA at the highest point of the last 24 hours;"
         " now 51.9% are."
     )
-    assert alert["annotations"]["runbook_url"] == "docs/runbook.md#entramfacoveragedropped"
+    assert alert["annotations"]["runbook_url"] == (
+        "https://github.com/entra-credential-exporter/entra-credential-exporter/blob/main/docs/runbook.md"
+        "#entramfacoveragedropped"
+    )
     assert alert["status"]["state"] == "active"
 
 
