@@ -22,7 +22,7 @@ from exporter.sources.auto import AutoSource
 from exporter.sources.demo import DemoSource
 from exporter.sources.details import DetailsSource, Progress
 from exporter.sources.legacy import LegacySource
-from exporter.telemetry import TenantCounters
+from exporter.telemetry import TenantCounters, runtime_collectors
 
 # Told of each page of the details report: tenant, pages, users so far, seconds since the poll began.
 ProgressReporter = Callable[[str, int, int, float], None]
@@ -98,6 +98,8 @@ class Exporter:
         )
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text))
+        for collector in runtime_collectors():
+            self.registry.register(collector)
 
     def _build(self, tenant: Tenant) -> TenantJob:
         return build_job(tenant, self.config, self.stop, self._progress, self.shared)

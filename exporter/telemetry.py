@@ -1,4 +1,5 @@
-"""Per-tenant counters that grow while a poll runs (requests by code, errors, retries, throttled time).
+"""Per-tenant counters that grow while a poll runs (requests by code, errors, retries, throttled time), and the
+process's own metrics.
 
 Unlike the snapshot, these change during a poll, so that a long paging shows progress; the collector
 reads a consistent copy under the lock.
@@ -9,6 +10,15 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass
+
+from prometheus_client import PlatformCollector, ProcessCollector
+from prometheus_client.registry import Collector
+
+
+def runtime_collectors() -> tuple[Collector, ...]:
+    """`process_*` and `python_info`, as every Python exporter serves them (the default registry's, which an
+    isolated registry does not have)."""
+    return ProcessCollector(registry=None), PlatformCollector(registry=None)
 
 
 @dataclass(frozen=True)
