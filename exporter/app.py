@@ -20,7 +20,7 @@ from exporter.reloading import Reloaded, adopt, restart_needed, with_tenants_of
 from exporter.sources import Source
 from exporter.sources.auto import AutoSource
 from exporter.sources.demo import DemoSource
-from exporter.sources.details import DetailsSource, Progress
+from exporter.sources.details import DetailsSource
 from exporter.sources.legacy import LegacySource
 from exporter.telemetry import TenantCounters, runtime_collectors
 
@@ -57,12 +57,11 @@ def build_job(
         session=shared.sessions.graph if shared else requests.Session(),
     )
     legacy = LegacySource(graph)
-    on_page: Progress | None = None
-    if progress is not None:
-        report_progress = progress
 
-        def on_page(pages: int, users: int, elapsed: float) -> None:
-            report_progress(tenant.name, pages, users, elapsed)
+    def on_page(pages: int, users: int, elapsed: float) -> None:
+        counters.paging = (pages, users)  # for the status page
+        if progress is not None:
+            progress(tenant.name, pages, users, elapsed)
 
     details = DetailsSource(graph, page_size=config.page_size, max_pages=config.max_pages, progress=on_page)
     source: Source = AutoSource(legacy, details, tenant.name)

@@ -34,6 +34,7 @@ class TenantJob:
     def poll(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> TenantStatus:
         started = clock()
         old = self.status
+        self.counters.paging = (0, 0)
         try:
             report = self.source.fetch(deadline=started + timeout)
         except PollError as exc:
@@ -43,8 +44,10 @@ class TenantJob:
             new = self._failed(old, "internal", f"{type(exc).__name__}: {exc}", clock() - started)
             log.exception("poll failed with an internal error", extra={"kv": {"tenant": self.name}})
         else:
-            duration = clock() - started
-            new = TenantStatus(report=report, polled=True, up=True, last_success=time.time(), last_duration=duration)
+            duration, ended = clock() - started, time.time()
+            new = TenantStatus(
+                report=report, polled=True, up=True, last_success=ended, last_attempt=ended, last_duration=duration
+            )
             level = logging.INFO if old.polled and not old.up else logging.DEBUG
             log.log(
                 level,
@@ -59,11 +62,20 @@ class TenantJob:
                 },
             )
         self.status = new
+        self.counters.paging = None
         return new
 
     def _failed(self, old: TenantStatus, reason: str, detail: str, duration: float) -> TenantStatus:
         self.counters.count_error(reason)
-        return replace(old, polled=True, up=False, last_duration=duration, last_reason=reason, last_detail=detail)
+        return replace(
+            old,
+            polled=True,
+            up=False,
+            last_attempt=time.time(),
+            last_duration=duration,
+            last_reason=reason,
+            last_detail=detail,
+        )
 
 
 class Poller:
@@ -150,6 +162,10 @@ class Poller:
                 },
             )
         return min(self._due.values(), default=now + self._interval)
+
+    def next_due(self, tenant: str) -> float | None:
+        """When the tenant's next poll is due (monotonic clock), None before the scheduler first saw it."""
+        return self._due.get(tenant)
 
     def _poll(self, job: TenantJob) -> None:
         try:

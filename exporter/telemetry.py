@@ -36,6 +36,9 @@ class TenantCounters:
         self._errors: Counter[str] = Counter()
         self._retries: Counter[str] = Counter()
         self._throttled = 0.0
+        # (pages, users) read so far by the poll in progress, None between polls: the status page shows a long
+        # paging's progress. One tuple, assigned whole, so a reader never sees pages of one page and users of another.
+        self.paging: tuple[int, int] | None = None
 
     def count_request(self, status: int) -> None:
         with self._lock:

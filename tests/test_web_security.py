@@ -95,7 +95,7 @@ TLS = {"cert_file": "server.crt", "key_file": "server.key"}
 def app() -> App:
     exporter = Exporter(build_config(Flags(demo=True), {}))
     exporter.poller.poll_round()
-    return App(exporter.registry, lambda: exporter.poller.jobs, lambda: True, lambda: True)
+    return App.of(exporter, lambda: True, lambda: True)
 
 
 @pytest.fixture
