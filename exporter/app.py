@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import requests
 from prometheus_client import CollectorRegistry
 
-from exporter.collector import RegistrationCollector
+from exporter.collector import Part, RegistrationCollector
 from exporter.config import Config, Demo, Tenant
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import token_provider
@@ -95,10 +95,13 @@ class Exporter:
             concurrency=config.poll_concurrency,
             stop=self.stop,
         )
+        registration = RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text)
+        runtime = runtime_collectors()
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text))
-        for collector in runtime_collectors():
+        for collector in (registration, *runtime):
             self.registry.register(collector)
+        # The same series in parts, for the cache of /metrics; the process metrics change at every scrape.
+        self.parts = (*registration.parts(), Part(lambda: [m for c in runtime for m in c.collect()], None))
 
     def _build(self, tenant: Tenant) -> TenantJob:
         return build_job(tenant, self.config, self.stop, self._progress, self.shared)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from exporter.errors import PollError
 from exporter.snapshot import TenantStatus
 from exporter.sources import Source
-from exporter.telemetry import TenantCounters
+from exporter.telemetry import STATUS_CHANGES, TRAFFIC_CHANGES, TenantCounters
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class TenantJob:
                 },
             )
         self.status = new
+        STATUS_CHANGES.changed()
         self.counters.paging = None
         return new
 
@@ -119,6 +120,8 @@ class Poller:
         """Swap the tenant list in one assignment (a scrape sees the old list or the new one); new tenants are
         polled at once, removed ones are no longer scheduled (a poll of theirs that is running just ends)."""
         self.jobs = tuple(jobs)
+        STATUS_CHANGES.changed()
+        TRAFFIC_CHANGES.changed()
         self._wake.set()
 
     def run(self) -> None:

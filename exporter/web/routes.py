@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
 from exporter.app import Exporter
+from exporter.web.exposition import Exposition
 from exporter.web.guard import WebGuard
 from exporter.web.server import HardenedHandler, Limits, Server, start
 from exporter.web.status import CONTENT_SECURITY_POLICY, StatusPage
@@ -22,12 +19,12 @@ class App:
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        exposition: Exposition,
         status: StatusPage,
         alive: Callable[[], bool],
         ready: Callable[[], bool],
     ) -> None:
-        self.registry = registry
+        self.exposition = exposition
         self.status = status
         self.alive = alive
         self.ready = ready
@@ -42,7 +39,7 @@ class App:
             demo=exporter.config.demo,
             interval_text=exporter.config.poll_interval_text,
         )
-        return cls(exporter.registry, status, alive, ready)
+        return cls(Exposition(exporter.parts), status, alive, ready)
 
 
 class Handler(HardenedHandler):
@@ -54,11 +51,10 @@ class Handler(HardenedHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            body = encoder(self.app.registry)
+            compress = "gzip" in self.headers.get("Accept-Encoding", "")
+            body, content_type = self.app.exposition.render(self.headers.get("Accept", ""), compress)
             headers = {"Content-Type": content_type}
-            if "gzip" in self.headers.get("Accept-Encoding", ""):
-                body = gzip.compress(body, compresslevel=1)
+            if compress:
                 headers["Content-Encoding"] = "gzip"
             self._answer(200, body, headers)
         elif path == "/healthz":

@@ -66,6 +66,8 @@ COLUMNS = (
     "Problem",
 )
 
+NUMERIC = frozenset({"Users", "MFA", "SSPR", "Admins' MFA", "Phishing-resistant"})  # right-aligned on a desk
+
 
 @dataclass(frozen=True)
 class StatusPage:
@@ -149,11 +151,10 @@ class StatusPage:
             _percent(_phishing_resistant(report)),
             problem,
         )
-        numeric = {"Users", "MFA", "SSPR", "Admins' MFA", "Phishing-resistant"}
         return (
             "<tr>"
             + "".join(
-                f'<td data-label="{label}"{" class=n" if label in numeric else ""}>{cell}</td>'
+                f'<td data-label="{label}"{" class=n" if label in NUMERIC else ""}>{cell}</td>'
                 for label, cell in zip(COLUMNS, cells, strict=True)
             )
             + "</tr>"
