@@ -113,9 +113,7 @@ def _serve(exporter: Exporter, reread: Callable[[], Config], web: WebConfig | No
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: reload_requested.set())
-    app = App(
-        exporter.registry, lambda: poller.jobs, poller.alive, poller.first_round_done.is_set, config.telemetry_path
-    )
+    app = App.of(exporter, poller.alive, poller.first_round_done.is_set)
     try:
         server = serve(app, config.listen_host, config.listen_port, WebGuard(web) if web else None)
     except OSError as exc:

@@ -13,19 +13,17 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from exporter.values import Secret
+from exporter.values import Scrubber, Secret
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
-REDACTED = "<redacted>"
 
 
 class _Formatter(logging.Formatter):
     def __init__(self, fmt: str, secrets: Iterable[Secret]) -> None:
         super().__init__()
         self._json = fmt == "json"
-        # Longest first, so a secret that contains another is replaced whole.
-        self._secrets = sorted({s.reveal() for s in secrets if s.reveal()}, key=len, reverse=True)
+        self.scrub = Scrubber(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = {
@@ -46,11 +44,6 @@ class _Formatter(logging.Formatter):
             else " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
         )
         return self.scrub(line)
-
-    def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
 
     def _scrub_value(self, value: object) -> object:
         if value is None or isinstance(value, bool | int | float | list | dict):

@@ -110,6 +110,7 @@ class TenantStatus:
     polled: bool = False  # at least one poll has finished, whatever its outcome
     up: bool = False
     last_success: float | None = None  # unix time
+    last_attempt: float | None = None  # unix time the last poll ended, whatever its outcome
     last_duration: float | None = None  # seconds
     last_reason: str | None = None  # the failed poll's reason, None after a success
     last_detail: str | None = None

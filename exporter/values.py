@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +34,22 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+REDACTED = "<redacted>"
+
+
+class Scrubber:
+    """Replaces every secret it knows in a text: the last line of defence of the logs and the status page."""
+
+    def __init__(self, secrets: Iterable[Secret]) -> None:
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s.reveal() for s in secrets if s.reveal()}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def kubetools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def app() -> App:
     exporter = Exporter(read_config({"demo": True}, {}))
     exporter.poller.poll_round()
-    return App(exporter.registry, lambda: exporter.poller.jobs, lambda: True, lambda: True)
+    return App.of(exporter, lambda: True, lambda: True)
 
 
 @pytest.fixture

@@ -40,11 +40,16 @@ def test_demo_serves_metrics_health_and_a_landing_page_and_stops_on_sigterm() ->
         status, text = get(url + "/metrics")
         assert status == 200
         assert 'tenant_total_users{tenant="demo"}' in text
+        # The process metrics every Python exporter serves, from the exporter's own registry.
+        assert "\nprocess_resident_memory_bytes " in text and "\nprocess_cpu_seconds_total " in text
+        assert '\npython_info{implementation="' in text
         assert 'credential_registered_users{status="mfaRegistered",tenant="demo"}' in text
         assert 'credential_exporter_source_info{source="demo",tenant="demo"} 1.0' in text
         assert get(url + "/healthz")[0] == 200
         status, page = get(url + "/")
-        assert status == 200 and 'href="/metrics"' in page and "<td>demo</td>" in page and "%" in page
+        assert (
+            status == 200 and 'href="/metrics"' in page and '<td data-label="Tenant">demo</td>' in page and "%" in page
+        )
         assert get(url + "/nope")[0] == 404
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
