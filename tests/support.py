@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from prometheus_client import generate_latest
 
 from exporter.app import Exporter
 from exporter.config import Config, parse_command_line, read_config
-from tests.fakegraph import FakeGraph
+from tests.fakegraph import FakeGraph, legacy_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -159,3 +160,32 @@ def write_config(path: Path, document: dict[str, Any]) -> Path:
     # A different size every time as well as a new mtime, so that a rewrite within one clock tick still shows.
     path.write_text(yaml.safe_dump(document) + "#" * (int(time.monotonic_ns()) % 97) + "\n")
     return path
+
+
+# --- many tenants on the fake: each with its own numbers, so a mix-up between tenants shows -----------------
+
+SECRET_ENV = "FAKE_GRAPH_SECRET"
+
+
+def tenant_id(number: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"tenant{number}.example"))
+
+
+def expected_total(number: int) -> int:
+    return 1000 + 17 * number
+
+
+def serve_tenants(fake: FakeGraph, numbers: range | list[int]) -> None:
+    """Each tenant gets its own legacy report, so a mix-up between tenants shows in the numbers."""
+    for n in numbers:
+        total = expected_total(n)
+        fake.legacy_by_tenant[tenant_id(n)] = legacy_payload(total, {"registered": total - n, "mfaRegistered": n})
+
+
+def tenant_entry(number: int, **credential: object) -> dict[str, object]:
+    return {
+        "name": f"tenant{number}",
+        "tenant_id": tenant_id(number),
+        "client_id": FakeGraph.client_id,
+        **(credential or {"client_secret_env": SECRET_ENV}),
+    }

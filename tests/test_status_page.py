@@ -19,14 +19,21 @@ import requests
 import yaml
 
 from exporter.app import Exporter
-from exporter.cli import load_config
-from exporter.config import Flags
 from exporter.web.routes import App, serve
 from exporter.web.status import CONTENT_SECURITY_POLICY
-from tests.conftest import ROOT
 from tests.fakegraph import FakeGraph, Fault
-from tests.test_cli import get, running, wait_for
-from tests.test_tenants import SECRET_ENV, serve_tenants, tenant_entry, tenant_id
+from tests.support import (
+    ROOT,
+    SECRET_ENV,
+    config_of,
+    exporter_process,
+    get,
+    make_exporter,
+    serve_tenants,
+    tenant_entry,
+    tenant_id,
+    wait_for,
+)
 
 DOCS = ROOT / "docs"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -92,9 +99,9 @@ def two_tenants(fake: FakeGraph, tmp_path: Path) -> Iterator[tuple[str, Exporter
     config = tmp_path / "tenants.yaml"
     tenants = [{**tenant_entry(1), "name": "contoso", "source": "details"}, {**tenant_entry(2), "name": "fabrikam"}]
     config.write_text(yaml.safe_dump({"source": "legacy", "tenants": tenants}))
-    flags = Flags(config_file=str(config), graph_endpoint=fake.url, poll_interval="15m", rate_limit="off")
     env = {SECRET_ENV: fake.client_secret, "AZURE_AUTHORITY_HOST": fake.url}
-    exporter = Exporter(load_config(flags, frozenset({"graph_endpoint", "poll_interval", "rate_limit"}), env))
+    argv = ("--config.file", str(config), "--graph.endpoint", fake.url, "--poll.interval", "15m")
+    exporter = Exporter(config_of(*argv, "--graph.rate-limit", "off", env=env))
     exporter.poller.start()
     server = serve(App.of(exporter, exporter.poller.alive, exporter.poller.first_round_done.is_set), "127.0.0.1", 0)
     try:
@@ -154,9 +161,7 @@ def test_a_long_paging_shows_its_progress(fake: FakeGraph, tmp_path: Path) -> No
     fake.users = fake.users[:1500]
     # The second page of three is held back: the poll is mid-paging for as long as the test looks.
     fake.fail("details", Fault(action="pass"), Fault(action="stall", seconds=60, status=500, body="late"))
-    flags = Flags(graph_endpoint=fake.url, source="details", page_size=500, rate_limit="off", poll_interval="15m")
-    env = fake.env()
-    exporter = Exporter(load_config(flags, frozenset(), env))
+    exporter = make_exporter(fake, source="details", page_size=500, rate_limit="off", poll_interval="15m")
     threading.Thread(target=exporter.poller.jobs[0].poll, args=(90,), daemon=True).start()
     server = serve(App.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
     try:
@@ -169,7 +174,7 @@ def test_a_long_paging_shows_its_progress(fake: FakeGraph, tmp_path: Path) -> No
 
 
 def test_demo_mode_says_so_in_a_banner_and_never_claims_graph(tmp_path: Path) -> None:
-    with running("--demo") as (url, _proc):
+    with exporter_process("--demo") as (url, _proc):
         wait_for(lambda: get(url + "/readyz")[0] == 200)
         page = dom(url + "/", tmp_path / "profile")
     assert '<p class="banner">Demo mode: one simulated tenant with made-up numbers.' in page

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import uuid
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -16,34 +15,19 @@ import yaml
 from exporter.app import Exporter
 from exporter.config import read_config
 from exporter.sharding import shard_of
-from tests.fakegraph import LEGACY_PATH, FakeGraph, legacy_payload
-from tests.support import exporter_process, exposition, get, value, wait_for
-
-SECRET_ENV = "FAKE_GRAPH_SECRET"
-
-
-def tenant_id(number: int) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"tenant{number}.example"))
-
-
-def expected_total(number: int) -> int:
-    return 1000 + 17 * number
-
-
-def serve_tenants(fake: FakeGraph, numbers: range | list[int]) -> None:
-    """Each tenant gets its own legacy report, so a mix-up between tenants shows in the numbers."""
-    for n in numbers:
-        total = expected_total(n)
-        fake.legacy_by_tenant[tenant_id(n)] = legacy_payload(total, {"registered": total - n, "mfaRegistered": n})
-
-
-def tenant_entry(number: int, **credential: object) -> dict[str, object]:
-    return {
-        "name": f"tenant{number}",
-        "tenant_id": tenant_id(number),
-        "client_id": FakeGraph.client_id,
-        **(credential or {"client_secret_env": SECRET_ENV}),
-    }
+from tests.fakegraph import LEGACY_PATH, FakeGraph
+from tests.support import (
+    SECRET_ENV,
+    expected_total,
+    exporter_process,
+    exposition,
+    get,
+    serve_tenants,
+    tenant_entry,
+    tenant_id,
+    value,
+    wait_for,
+)
 
 
 def write_config(path: Path, tenants: list[dict[str, object]]) -> Path:
