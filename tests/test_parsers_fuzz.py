@@ -28,7 +28,7 @@ from exporter.snapshot import MAX_COUNT, MAX_METHODS, MAX_STATUSES, Report, Segm
 from exporter.sources import legacy
 from exporter.sources.demo import DemoSource
 from exporter.sources.details import _FIELDS, Tally, parse_page
-from exporter.web.routes import landing_page
+from exporter.web.status import StatusPage
 from tests.fakegraph import legacy_payload
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,7 +86,8 @@ def render(report: Report) -> Report:
             if sample.name.startswith(("tenant_", "credential_registered", "credential_method"))
         }
         assert published == expected  # a float equals an int only when it holds it exactly
-    assert "<td>contoso</td>" in landing_page([job])
+    page = StatusPage(lambda: [job], lambda _name: None, lambda: (), demo=False, interval_text="15m").render()
+    assert '"Tenant">contoso</td>' in page
     return report
 
 

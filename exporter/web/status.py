@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from exporter import __version__
 from exporter.poller import TenantJob
 from exporter.snapshot import Report
-from exporter.values import Scrubber, Secret
+from exporter.values import Scrubber, Secret, first_line
 
 REFRESH_SECONDS = 30
 DETAIL_CHARACTERS = 300  # one line of the failed poll's detail, enough for Graph's code and message
@@ -134,8 +134,7 @@ class StatusPage:
             next_poll = f"in {_span(due - mono)}"
         problem = "—"
         if status.polled and not status.up:
-            detail = scrub((status.last_detail or "").strip())
-            line = detail.splitlines()[0] if detail else ""
+            line = first_line(scrub(status.last_detail or ""), DETAIL_CHARACTERS + 1)
             if len(line) > DETAIL_CHARACTERS:
                 line = line[:DETAIL_CHARACTERS] + "…"
             problem = f"<b>{html.escape(status.last_reason or '')}</b>: {html.escape(line)}"
