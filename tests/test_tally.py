@@ -200,3 +200,19 @@ def test_the_phishing_resistant_share_is_of_all_users_and_absent_without_the_bre
     records = [{**user_record(i), "methodsRegistered": ["fido2"] if i < 3 else ["sms"]} for i in range(12)]
     assert tally_of(records).phishing_resistant_share() == 0.25
     assert Report("legacy", 10, (("mfaRegistered", 3),)).phishing_resistant_share() is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 200_000,
+        b'{"value":' * 200_000,
+        b'{"value": [{"userPrincipalName": ' + b"[" * 200_000 + b"]" * 200_000 + b"}]}",  # deep in a skipped field
+        b'{"value": [{"userType": "\\ud800"}]}',
+        b"\xff",
+    ],
+    ids=["nested-lists", "nested-objects", "nested-in-a-skipped-field", "surrogate", "invalid-utf8"],
+)
+def test_a_malformed_page_is_a_bad_response(body: bytes) -> None:
+    with pytest.raises(BadResponse):
+        decode_page(body)

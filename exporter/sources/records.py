@@ -58,6 +58,6 @@ def decode_page(body: bytes) -> Page:
         return _decoder.decode(body)
     except msgspec.ValidationError as exc:  # valid JSON of the wrong shape: msgspec names the path ($.value[3]…)
         raise BadResponse(f"a userRegistrationDetails page does not have the expected shape: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep, even where skipped
         start = body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
         raise BadResponse(f"the response is not valid JSON ({exc}); it starts with {start!r}") from None
