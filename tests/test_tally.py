@@ -216,3 +216,10 @@ def test_the_phishing_resistant_share_is_of_all_users_and_absent_without_the_bre
 def test_a_malformed_page_is_a_bad_response(body: bytes) -> None:
     with pytest.raises(BadResponse):
         decode_page(body)
+
+
+def test_a_page_of_made_up_methods_fails_whole_without_a_log_line_per_name(caplog: pytest.LogCaptureFixture) -> None:
+    records = [{**user_record(i), "methodsRegistered": [f"madeUp{i}"]} for i in range(200)]  # past the cap of 128
+    with caplog.at_level("WARNING"), pytest.raises(BadResponse):
+        tally_of(records)
+    assert not [r for r in caplog.records if "madeUp" in r.getMessage()]

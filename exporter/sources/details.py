@@ -16,7 +16,7 @@ from exporter.errors import BadResponse
 from exporter.graph.client import GraphClient
 from exporter.snapshot import Report, Segment
 from exporter.sources.records import Record, decode_page
-from exporter.sources.strength import STRENGTHS, strength_of
+from exporter.sources.strength import STRENGTHS, log_unknown, strength_of
 
 PATH = "/v1.0/reports/authenticationMethods/userRegistrationDetails"
 
@@ -102,7 +102,7 @@ class Tally:
             totals[status] += count
         methods = Counter(dict.fromkeys(KNOWN_METHODS, 0))
         methods.update(self._methods)
-        return Report(
+        report = Report(
             source=source,
             total_users=sum(users.values()),
             registered=tuple(sorted(totals.items())),
@@ -110,6 +110,8 @@ class Tally:
             methods=tuple(sorted(methods.items())),
             strengths=tuple((u, a, s, strengths[(u, a, s)]) for u in USER_TYPES for a in ADMIN for s in STRENGTHS),
         )
+        log_unknown(method for method, _ in report.methods)
+        return report
 
 
 def _user_type(value: str | None) -> str:

@@ -48,18 +48,21 @@ _REPORT_AT_MOST = 256  # names, so that a hostile Graph cannot grow the set (or 
 
 
 def strength_of(methods: Iterable[str]) -> str:
-    """The class of the strongest method; a name not in the table never raises the class (and is logged once)."""
-    best = _NONE
+    """The class of the strongest method; a name not in the table never raises the class."""
+    return STRENGTHS[min((_RANK.get(method, _NONE) for method in methods), default=_NONE)]
+
+
+def log_unknown(methods: Iterable[str]) -> None:
+    """Log each method name without a class once, so that the table can be extended.
+
+    Called with a validated report's methods only: a hostile page (hundreds of made-up names) fails the poll
+    with one line, not one line per name.
+    """
     for method in methods:
-        rank = _RANK.get(method)
-        if rank is None:
-            if method not in _reported and len(_reported) < _REPORT_AT_MOST:
-                _reported.add(method)
-                log.warning(
-                    "methodsRegistered holds %r, which has no MFA strength class yet: counted by method, graded "
-                    "as if absent",
-                    method[:64],
-                )
-        elif rank < best:
-            best = rank
-    return STRENGTHS[best]
+        if method not in _RANK and method not in _reported and len(_reported) < _REPORT_AT_MOST:
+            _reported.add(method)
+            log.warning(
+                "methodsRegistered holds %r, which has no MFA strength class yet: counted by method, graded as "
+                "if absent",
+                method,
+            )
