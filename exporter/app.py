@@ -53,6 +53,8 @@ def build_job(
         gate=Gate(config.rate_limit, sleep=stop.wait, shared=shared.window if shared else None),
         counters=counters,
         read_timeout=config.http_timeout,
+        # Retry-After honoured up to the longer of the interval and a minute (see GraphClient._bounded).
+        max_hold=max(config.poll_interval, 60.0),
         sleep=stop.wait,
         session=shared.sessions.graph if shared else requests.Session(),
     )

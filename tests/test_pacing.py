@@ -1,19 +1,29 @@
-"""Pacing with a clock we control: a tenant's window, the window shared by all tenants, and both at once."""
+"""Pacing with a clock we control: a tenant's window, the window shared by all tenants, both at once, and
+Graph's Retry-After."""
 
 from __future__ import annotations
+
+import logging
+import random
+import time
 
 import pytest
 
 from exporter.errors import PollError
+from exporter.graph.client import MAX_ATTEMPTS, GraphClient
+from exporter.graph.credentials import token_provider
 from exporter.graph.pacing import Gate, Window
+from exporter.telemetry import TenantCounters
 from exporter.values import RateLimit
+from tests.conftest import make_exporter
+from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault
 
 
 class Clock:
     """A monotonic clock that only moves when a gate sleeps."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
         self.slept: list[float] = []
 
     def __call__(self) -> float:
@@ -33,10 +43,9 @@ def test_the_shared_window_paces_all_tenants_together() -> None:
     clock = Clock()
     shared = Window(RateLimit(3, 10.0))
     a, b = gate(clock, None, shared), gate(clock, None, shared)
-    far = clock.now + 3600
-    assert [a.wait_turn(far), b.wait_turn(far), a.wait_turn(far)] == [0, 0, 0]
+    assert [a.wait_turn(), b.wait_turn(), a.wait_turn()] == [0, 0, 0]
     # The fourth request, whichever tenant sends it, waits for the first to leave the window (+ margin).
-    waited = b.wait_turn(far)
+    waited = b.wait_turn()
     assert waited == pytest.approx(10.25)
 
 
@@ -44,19 +53,91 @@ def test_a_request_waits_for_its_tenant_window_and_the_shared_one() -> None:
     clock = Clock()
     shared = Window(RateLimit(100, 10.0))
     a, b = gate(clock, RateLimit(2, 10.0), shared), gate(clock, RateLimit(2, 10.0), shared)
-    far = clock.now + 3600
-    a.wait_turn(far)
-    a.wait_turn(far)
-    assert b.wait_turn(far) == 0  # b's own window is empty, and the shared one has room
-    assert a.wait_turn(far) == pytest.approx(10.25)  # a's own window is full
+    a.wait_turn()
+    a.wait_turn()
+    assert b.wait_turn() == 0  # b's own window is empty, and the shared one has room
+    assert a.wait_turn() == pytest.approx(10.25)  # a's own window is full
 
 
-def test_a_full_shared_window_past_the_deadline_fails_at_once_with_timeout() -> None:
+def test_a_long_wait_for_a_turn_is_waited_out_not_failed() -> None:
     clock = Clock()
-    shared = Window(RateLimit(1, 10.0))
-    a, b = gate(clock, None, shared), gate(clock, None, shared)
-    a.wait_turn(clock.now + 60)
+    a = gate(clock, RateLimit(1, 600.0), None)
+    a.wait_turn()
+    a.hold_until(clock.now + 900)  # a Retry-After longer than the window
+    assert a.wait_turn() == pytest.approx(900)
+    assert a.wait_turn() == pytest.approx(600.25)  # then the window: waits add up, none is a failure
+
+
+def test_shutting_down_ends_a_wait_for_a_turn_without_sending() -> None:
+    clock = Clock()
+    stopping: list[float] = []
+
+    def sleep(seconds: float) -> bool:
+        stopping.append(seconds)
+        return True  # the exporter is shutting down
+
+    a = Gate(RateLimit(1, 10.0), clock=clock, sleep=sleep)
+    a.wait_turn()
     with pytest.raises(PollError) as caught:
-        b.wait_turn(clock.now + 5)
+        a.wait_turn()
     assert caught.value.reason == "timeout"
-    assert clock.slept == []
+    assert stopping == [pytest.approx(10.25)]  # one sleep, not a spin
+
+
+# --- Graph's Retry-After, from a real answer over TLS: bounded, and never an error of the exporter -------------
+
+
+def paced_client(fake: FakeGraph, clock: Clock) -> GraphClient:
+    """A client whose pacing waits run on `clock` (instantly), talking to the fake for real."""
+    config = make_exporter(fake, source="legacy").config
+    return GraphClient(
+        root=config.graph_root,
+        tokens=token_provider(config.tenants[0], config),
+        gate=Gate(None, clock=clock, sleep=clock.sleep),
+        counters=TenantCounters(),
+        read_timeout=5,
+        sleep=clock.sleep,
+        clock=clock,
+        max_hold=60.0,
+        rng=random.Random(7),
+    )
+
+
+def retry_after(value: str, status: int = 429) -> Fault:
+    return Fault(status, {"error": {"code": "TooManyRequests", "message": "x"}}, {"Retry-After": value})
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["999999", "9" * 400, "Fri, 31 Dec 9999 23:59:59 GMT"],
+    ids=["a-million-seconds", "400-digits", "year-9999"],
+)
+def test_an_absurd_retry_after_is_clipped_to_the_bound_and_said_once(
+    fake: FakeGraph, hostile: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock(time.monotonic())
+    client = paced_client(fake, clock)
+    fake.fail("legacy", retry_after(hostile), retry_after(hostile))
+    with caplog.at_level(logging.WARNING):
+        assert client.get_json(fake.url + LEGACY_PATH, clock.now + 30)
+    # Two holds of exactly the bound (the clock only moves when the gate sleeps), then the answer.
+    assert clock.slept == pytest.approx([60.0, 60.0])
+    assert len(fake.requests_to(LEGACY_PATH)) == 3
+    clipped = [r for r in caplog.records if "Retry-After is longer" in r.getMessage()]
+    assert len(clipped) == 1
+
+
+@pytest.mark.parametrize("unreadable", ["soon", "²", "Mon, 99 Foo 2024 99:99:99 GMT", "1.5", "-3"])
+@pytest.mark.parametrize(("status", "reason"), [(429, "throttled"), (503, "http_5xx")])
+def test_an_unreadable_retry_after_is_treated_as_absent(
+    fake: FakeGraph, unreadable: str, status: int, reason: str
+) -> None:
+    clock = Clock(time.monotonic())
+    client = paced_client(fake, clock)
+    fake.fail("legacy", *[retry_after(unreadable, status)] * MAX_ATTEMPTS)
+    with pytest.raises(PollError) as caught:
+        client.get_json(fake.url + LEGACY_PATH, clock.now + 3600)
+    # The answer's own reason after every attempt, not an error of the exporter; no hold came from the header.
+    assert caught.value.reason == reason
+    assert caught.value.status == status
+    assert "Retry-After" not in caught.value.detail
