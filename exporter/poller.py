@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -67,12 +68,18 @@ class TenantJob:
 
 
 class Poller:
-    """Polls each tenant on its own cadence, at most `concurrency` at once.
+    """Polls each tenant on its own cadence, at most `concurrency` at once within their interval.
 
     Every tenant is due at start, then every `interval` after its previous due time. A due tenant is
-    handed to the pool unless its previous poll is still queued or running: then that tenant alone skips
-    the tick (never two polls of one tenant at once). A slow tenant therefore holds one worker for at
-    most its own `timeout`, and never delays another tenant's tick.
+    queued unless its previous poll is still queued or running: then that tenant alone skips the tick
+    (never two polls of one tenant at once), and is polled again at its first tick after that poll ends.
+
+    A poll holds one of the `concurrency` slots for its first `interval` only. A paging that outlasts the
+    interval (a tenant of hundreds of thousands of users at Graph's pace) gives its slot back and runs on,
+    on its own thread: held, eight such tenants would stop every other tenant from being polled at all.
+    Graph's pace still holds, since those pagings wait their turn in the gate like any poll. So the threads
+    number at most `concurrency` plus the pagings longer than the interval, which only the largest tenants
+    have; a pool of fixed size could not give a slot back mid-poll, hence one thread per poll.
     """
 
     def __init__(
@@ -87,11 +94,13 @@ class Poller:
         self.jobs: tuple[TenantJob, ...] = tuple(jobs)
         self._interval = interval
         self._timeout = timeout
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="poll")
+        self._concurrency = concurrency
         self._stop = stop
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # tenants whose poll is queued or running
+        self._queue: deque[TenantJob] = deque()  # due tenants waiting for a slot, in the order they fell due
+        self._started: dict[str, float] = {}  # tenant -> when its running poll started (monotonic)
         self._due: dict[str, float] = {}  # tenant -> when its next poll is due (monotonic); scheduler only
         self._thread: threading.Thread | None = None
         self.first_round_done = threading.Event()
@@ -101,7 +110,8 @@ class Poller:
 
         For --once and tests: not to be mixed with run(), which schedules the polls itself.
         """
-        return list(self._pool.map(lambda job: job.poll(self._timeout), self.jobs))
+        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="poll") as pool:
+            return list(pool.map(lambda job: job.poll(self._timeout), self.jobs))
 
     def replace_jobs(self, jobs: Sequence[TenantJob]) -> None:
         """Swap the tenant list in one assignment (a scrape sees the old list or the new one); new tenants are
@@ -112,14 +122,14 @@ class Poller:
     def run(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
-            next_due = self._schedule(now)
+            next_due = min(self._schedule(now), self._start_queued(now))
             if not self.first_round_done.is_set() and all(job.status.polled for job in self.jobs):
                 self.first_round_done.set()
             self._wake.wait(max(0.0, next_due - now))
             self._wake.clear()
 
     def _schedule(self, now: float) -> float:
-        """Hand every due tenant to the pool; return when the next one is due."""
+        """Queue every due tenant; return when the next one is due."""
         jobs = self.jobs
         current = {job.name for job in jobs}
         for name in [name for name in self._due if name not in current]:
@@ -132,15 +142,16 @@ class Poller:
             # The tenant's next tick on its own cadence, past any it has missed.
             self._due[job.name] = due + (int((now - due) // self._interval) + 1) * self._interval
             with self._lock:
-                busy = job.name in self._busy
-                self._busy.add(job.name)
-            if busy:
-                skipped.append(job.name)
-            elif not self._stop.is_set():  # the pool refuses work once close() has shut it down
-                self._pool.submit(self._poll, job)
+                if job.name not in self._busy:
+                    self._busy.add(job.name)
+                    self._queue.append(job)
+                elif job.name not in self._started:
+                    # Still waiting for a slot a whole interval later: too many tenants for the concurrency.
+                    # (A poll still running is a paging longer than the interval, which says so itself.)
+                    skipped.append(job.name)
         if skipped:
             log.warning(
-                "polls still queued or running at their next tick; those tenants skip it",
+                "polls still queued at their next tick; those tenants skip it",
                 extra={
                     "kv": {
                         "tenants": len(skipped),
@@ -151,14 +162,28 @@ class Poller:
             )
         return min(self._due.values(), default=now + self._interval)
 
+    def _start_queued(self, now: float) -> float:
+        """Start queued polls while a slot is free; return when a slot frees next without a poll ending."""
+        with self._lock:
+            holding = [started for started in self._started.values() if started > now - self._interval]
+            free = self._concurrency - len(holding)
+            while free > 0 and self._queue and not self._stop.is_set():
+                job = self._queue.popleft()
+                self._started[job.name] = now
+                holding.append(now)
+                threading.Thread(target=self._poll, args=(job,), name=f"poll-{job.name}", daemon=True).start()
+                free -= 1
+            # A poll ending wakes the scheduler; one passing its interval gives its slot back silently.
+            return min(holding) + self._interval if self._queue and holding else float("inf")
+
     def _poll(self, job: TenantJob) -> None:
         try:
             job.poll(self._timeout)
         finally:
             with self._lock:
                 self._busy.discard(job.name)
-            if not self.first_round_done.is_set():
-                self._wake.set()  # the scheduler checks whether the first round is complete
+                self._started.pop(job.name, None)
+            self._wake.set()  # a slot is free, and the first round may be complete
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="poller", daemon=True)
@@ -170,4 +195,5 @@ class Poller:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._queue.clear()
