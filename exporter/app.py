@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.collector import RegistrationCollector
 from exporter.config import Config, Demo, Tenant
+from exporter.forecast import PagingForecast, seconds_per_request, warn_if_the_interval_is_short
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import token_provider
 from exporter.graph.pacing import Gate, Window
@@ -20,7 +21,7 @@ from exporter.reloading import Reloaded, adopt, restart_needed, with_tenants_of
 from exporter.sources import Source
 from exporter.sources.auto import AutoSource
 from exporter.sources.demo import DemoSource
-from exporter.sources.details import DetailsSource, Progress
+from exporter.sources.details import DetailsSource
 from exporter.sources.legacy import LegacySource
 from exporter.telemetry import TenantCounters
 
@@ -59,12 +60,18 @@ def build_job(
         session=shared.sessions.graph if shared else requests.Session(),
     )
     legacy = LegacySource(graph)
-    on_page: Progress | None = None
-    if progress is not None:
-        report_progress = progress
+    forecast = PagingForecast(
+        tenant.name,
+        interval=config.poll_interval,
+        pace=seconds_per_request(config.rate_limit),
+        page_size=config.page_size,
+        known_users=lambda: job.status.report.total_users if job.status.report else None,
+    )
 
-        def on_page(pages: int, users: int, elapsed: float) -> None:
-            report_progress(tenant.name, pages, users, elapsed)
+    def on_page(pages: int, users: int, elapsed: float) -> None:
+        forecast(pages, users, elapsed)
+        if progress is not None:
+            progress(tenant.name, pages, users, elapsed)
 
     details = DetailsSource(graph, page_size=config.page_size, max_pages=config.max_pages, progress=on_page)
     source: Source = AutoSource(legacy, details, tenant.name)
@@ -72,7 +79,8 @@ def build_job(
         source = legacy
     elif tenant.source == "details":
         source = details
-    return TenantJob(tenant.name, source, counters)
+    job = TenantJob(tenant.name, source, counters)
+    return job
 
 
 def owned(config: Config) -> tuple[Tenant, ...]:
@@ -91,6 +99,7 @@ class Exporter:
         )
         self._progress = progress
         self._jobs = {tenant: self._build(tenant) for tenant in owned(config)}
+        warn_if_the_interval_is_short(config, list(self._jobs))
         self.poller = Poller(
             list(self._jobs.values()),
             interval=config.poll_interval,
@@ -99,7 +108,9 @@ class Exporter:
             stop=self.stop,
         )
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text))
+        self.registry.register(
+            RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text, config.poll_interval)
+        )
 
     def _build(self, tenant: Tenant) -> TenantJob:
         return build_job(tenant, self.config, self.stop, self._progress, self.shared)

@@ -69,7 +69,8 @@ def parser() -> argparse.ArgumentParser:
         "--poll.timeout",
         dest="poll_timeout",
         default=None,
-        help="time budget of one tenant's poll, retries included (default 80%% of the interval)",
+        help="time one tenant's poll may spend waiting on Graph itself; waits for pacing and Retry-After do "
+        "not count (default 80%% of the interval)",
     )
     p.add_argument(
         "--poll.concurrency",

@@ -46,7 +46,7 @@ def known_jobs() -> list[TenantJob]:
 
 def test_exposition_of_a_known_state_matches_the_golden_file() -> None:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RegistrationCollector(known_jobs, "15m"))
+    registry.register(RegistrationCollector(known_jobs, "15m", 900.0))
     text = generate_latest(registry).decode()
     golden = (FIXTURES / "golden" / "known_state.prom").read_text().replace("@VERSION@", __version__)
     assert text == golden

@@ -9,14 +9,15 @@ import time
 
 import pytest
 
-from exporter.errors import PollError
+from exporter.errors import REASONS, PollError
 from exporter.graph.client import MAX_ATTEMPTS, GraphClient
 from exporter.graph.credentials import token_provider
 from exporter.graph.pacing import Gate, Window
 from exporter.telemetry import TenantCounters
 from exporter.values import RateLimit
-from tests.conftest import make_exporter
-from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault
+from tests.conftest import make_exporter, value
+from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault, user_record
+from tests.test_cli import wait_for
 
 
 class Clock:
@@ -141,3 +142,81 @@ def test_an_unreadable_retry_after_is_treated_as_absent(
     assert caught.value.reason == reason
     assert caught.value.status == status
     assert "Retry-After" not in caught.value.detail
+
+
+ERRORS = "credential_exporter_poll_errors_total"
+
+
+# --- a paging longer than the interval, at Graph's pace compressed to seconds ----------------------------------
+
+
+def test_a_paging_longer_than_the_interval_completes_at_graphs_pace_with_up_held(
+    fake: FakeGraph, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Graph's 5 requests per 10 s, compressed to 5 per 2 s: 13 pages of 5 users take about 5 s, more than twice
+    # the 2 s interval and five times the 1 s budget, all of it but a few milliseconds spent waiting for a turn.
+    fake.users = [user_record(i) for i in range(63)]
+    fake.rate_limit = (5, 2.0)
+    exporter = make_exporter(
+        fake,
+        source="details",
+        poll_interval="2s",
+        poll_timeout="1s",
+        page_size=5,
+        rate_limit="5/2s",
+        global_rate_limit="off",
+    )
+    tenant = fake.tenant_id
+    up: list[float | None] = []
+    successes: set[float] = set()
+
+    def two_pagings_done() -> bool:
+        up.append(value(exporter, "credential_exporter_up", tenant=tenant))
+        successes.add(value(exporter, "credential_exporter_last_success_timestamp_seconds", tenant=tenant) or 0.0)
+        return len(successes - {0.0}) >= 2
+
+    with caplog.at_level(logging.INFO):
+        exporter.poller.start()
+        try:
+            # Two whole pagings, the second started at the first tick after the first ended.
+            wait_for(two_pagings_done, 60)
+            errors = [
+                value(exporter, "credential_exporter_poll_errors_total", tenant=tenant, reason=r) for r in REASONS
+            ]
+            duration = value(exporter, "credential_exporter_poll_duration_seconds", tenant=tenant)
+        finally:
+            exporter.poller.close()
+    assert value(exporter, "tenant_total_users", tenant=tenant) == 63
+    # From the first success on, `up` never dropped, no poll failed, and Graph never had to say 429.
+    assert up[up.index(1.0) :] == [1.0] * len(up[up.index(1.0) :])
+    assert errors == [0.0] * len(REASONS)
+    assert fake.throttled == 0
+    assert value(exporter, "credential_exporter_graph_requests_total", tenant=tenant, code="429") is None
+    assert duration is not None and duration > 2  # the paging did outlast the interval
+    # The second paging knew the tenant's size after its first page, and said once what to expect.
+    expected = [r for r in caplog.records if "expected to outlast the interval" in r.getMessage()]
+    assert len(expected) == 1
+    assert expected[0].kv["pages_left"] == 12  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("flags", "warned"),
+    [
+        ({"poll_interval": "1s", "poll_timeout": "1s", "rate_limit": "5/10s"}, "graph.rate-limit"),
+        (
+            {"poll_interval": "1s", "poll_timeout": "1s", "rate_limit": "off", "global_rate_limit": "1/2s"},
+            "graph.global-rate-limit",
+        ),
+        ({"poll_interval": "15m", "poll_timeout": "12m"}, None),
+    ],
+    ids=["tenant-pace", "global-pace", "defaults"],
+)
+def test_an_interval_too_short_for_the_pace_is_said_at_start(
+    fake: FakeGraph, caplog: pytest.LogCaptureFixture, flags: dict[str, str], warned: str | None
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        make_exporter(fake, **flags)
+    said = [r for r in caplog.records if "fewer requests than one poll needs" in r.getMessage()]
+    assert [next(iter(set(r.kv) & {"graph.rate-limit", "graph.global-rate-limit"})) for r in said] == (  # type: ignore[attr-defined]
+        [warned] if warned else []
+    )
