@@ -85,6 +85,20 @@ def test_shutting_down_ends_a_wait_for_a_turn_without_sending() -> None:
     assert stopping == [pytest.approx(10.25)]  # one sleep, not a spin
 
 
+def test_a_hold_extended_while_waiting_is_waited_and_counted_in_full() -> None:
+    clock = Clock()
+
+    def sleep(seconds: float) -> bool:
+        if not clock.slept:
+            a.hold_until(clock.now + seconds + 5)  # another answer's Retry-After arrives meanwhile
+        return clock.sleep(seconds)
+
+    a = Gate(None, clock=clock, sleep=sleep)
+    a.hold_until(clock.now + 10)
+    assert a.wait_turn() == pytest.approx(15)
+    assert clock.slept == pytest.approx([10, 5])
+
+
 # --- Graph's Retry-After, from a real answer over TLS: bounded, and never an error of the exporter -------------
 
 
@@ -126,6 +140,16 @@ def test_an_absurd_retry_after_is_clipped_to_the_bound_and_said_once(
     assert len(fake.requests_to(LEGACY_PATH)) == 3
     clipped = [r for r in caplog.records if "Retry-After is longer" in r.getMessage()]
     assert len(clipped) == 1
+
+
+def test_a_504_with_retry_after_holds_the_gate_as_long_as_it_says(fake: FakeGraph) -> None:
+    clock = Clock(time.monotonic())
+    client = paced_client(fake, clock)
+    fake.fail("legacy", retry_after("30", 504))
+    assert client.get_json(fake.url + LEGACY_PATH, clock.now + 3600)
+    # 30 s in the gate, where the back-off after a bare 5xx would be 5 to 7 s of sleep.
+    assert clock.slept == pytest.approx([30.0])
+    assert len(fake.requests_to(LEGACY_PATH)) == 2
 
 
 @pytest.mark.parametrize("unreadable", ["soon", "²", "Mon, 99 Foo 2024 99:99:99 GMT", "1.5", "-3"])
