@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry
 
 from exporter.collector import RegistrationCollector
 from exporter.config import Config, Demo, Tenant
-from exporter.forecast import PagingForecast, seconds_per_request, warn_if_the_interval_is_short
+from exporter.forecast import PagingForecast, warn_if_the_interval_is_short
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import token_provider
-from exporter.graph.pacing import Gate, Window
+from exporter.graph.pacing import Gate, Window, steady_pace
 from exporter.graph.sessions import Sessions
 from exporter.poller import Poller, TenantJob
 from exporter.reloading import Reloaded, adopt, restart_needed, with_tenants_of
@@ -63,7 +63,7 @@ def build_job(
     forecast = PagingForecast(
         tenant.name,
         interval=config.poll_interval,
-        pace=seconds_per_request(config.rate_limit),
+        pace=max(steady_pace(config.rate_limit), steady_pace(config.global_rate_limit)),
         page_size=config.page_size,
         known_users=lambda: job.status.report.total_users if job.status.report else None,
     )

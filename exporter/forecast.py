@@ -11,14 +11,9 @@ import math
 from collections.abc import Callable, Sequence
 
 from exporter.config import Config, Demo, Tenant
-from exporter.values import RateLimit
+from exporter.graph.pacing import steady_pace
 
 log = logging.getLogger(__name__)
-
-
-def seconds_per_request(limit: RateLimit | None) -> float:
-    """The steady pace a window allows, in seconds between requests (0 without a limit)."""
-    return limit.period / limit.requests if limit else 0.0
 
 
 def warn_if_the_interval_is_short(config: Config, tenants: Sequence[Tenant]) -> None:
@@ -34,7 +29,7 @@ def warn_if_the_interval_is_short(config: Config, tenants: Sequence[Tenant]) -> 
         ("--graph.rate-limit", config.rate_limit, 1),
         ("--graph.global-rate-limit", config.global_rate_limit, polled),
     ):
-        allowed = config.poll_interval / seconds_per_request(limit) if limit else math.inf
+        allowed = config.poll_interval / steady_pace(limit) if limit else math.inf
         if allowed < needed:
             log.warning(
                 "the interval allows fewer requests than one poll needs at the configured pace; "

@@ -24,6 +24,11 @@ from exporter.values import RateLimit
 _MARGIN = 0.25
 
 
+def steady_pace(limit: RateLimit | None) -> float:
+    """Seconds between requests that a window of `limit` allows in the long run (0 without a limit)."""
+    return (limit.period + _MARGIN) / limit.requests if limit else 0.0
+
+
 class Window:
     """A sliding window of the send times of the last `limit.requests` requests; shareable between Gates."""
 
