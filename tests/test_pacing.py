@@ -171,6 +171,19 @@ def test_an_unreadable_retry_after_is_treated_as_absent(
 ERRORS = "credential_exporter_poll_errors_total"
 
 
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(302, "bad_response"), (399, "bad_response"), (400, "http_4xx"), (499, "http_4xx"), (599, "http_5xx")],
+)
+def test_the_status_decides_the_reason_at_its_edges(fake: FakeGraph, status: int, reason: str) -> None:
+    clock = Clock(time.monotonic())
+    client = paced_client(fake, clock)
+    fake.fail("legacy", *[Fault(status, "", {"Location": fake.url + LEGACY_PATH})] * MAX_ATTEMPTS)
+    with pytest.raises(PollError) as caught:
+        client.get_json(fake.url + LEGACY_PATH, clock.now + 3600)
+    assert (caught.value.reason, caught.value.status) == (reason, status)
+
+
 # --- a paging longer than the interval, at Graph's pace compressed to seconds ----------------------------------
 
 
