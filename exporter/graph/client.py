@@ -6,7 +6,8 @@ What it guarantees to its callers (the sources):
 - the bearer token is only ever sent to the configured Graph root;
 - 429/503/504 are retried no sooner than Retry-After (bounded; it also holds back later polls), other 5xx
   and network errors after an exponential back-off with jitter, 401 once after a fresh token; nothing is
-  retried once the next attempt would end past the poll's deadline, which waits for pacing move back.
+  retried once the next attempt would end past the poll's deadline (moved back by every wait for pacing);
+- reading an answer stops at that deadline, however slowly the answer trickles in.
 """
 
 from __future__ import annotations
@@ -287,6 +288,8 @@ class _Cutoff:
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
+        if self.fired:  # even if the read ended just in time: a socket shut for reading must not be pooled
+            self._response.raw.close()
 
 
 def _reason_of(exc: BaseException) -> str:
