@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakegraph import FakeGraph, user_record  # noqa: E402
-from tests.test_cli import free_port, get  # noqa: E402
+from tests.support import free_port, get  # noqa: E402
 
 
 def sample(url: str, name: str) -> float | None:

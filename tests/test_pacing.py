@@ -15,9 +15,8 @@ from exporter.graph.credentials import token_provider
 from exporter.graph.pacing import Gate, Window
 from exporter.telemetry import TenantCounters
 from exporter.values import RateLimit
-from tests.conftest import make_exporter, value
 from tests.fakegraph import DETAILS_PATH, LEGACY_PATH, FakeGraph, Fault, user_record
-from tests.test_cli import wait_for
+from tests.support import make_exporter, value, wait_for
 
 
 class Clock:
