@@ -86,7 +86,7 @@ def measure(port: int, scrapes: int) -> dict[str, float]:
 
 def run(tenants: int, way: str, scrapes: int) -> dict[str, float]:
     jobs = jobs_of(tenants)
-    collector = RegistrationCollector(lambda: jobs, "15m")
+    collector = RegistrationCollector(lambda: jobs, "15m", 900.0)
     parts = collector.parts() if way != "uncached" else (Part(collector.collect, None),)
     status = StatusPage(lambda: jobs, lambda _: None, lambda: (), False, "15m")
     server = serve(App(Exposition(parts), status, lambda: True, lambda: True), "127.0.0.1", 0)

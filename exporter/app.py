@@ -11,9 +11,10 @@ from prometheus_client import CollectorRegistry
 
 from exporter.collector import Part, RegistrationCollector
 from exporter.config import Config, Demo, Tenant
+from exporter.forecast import PagingForecast, warn_if_the_interval_is_short
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import token_provider
-from exporter.graph.pacing import Gate, Window
+from exporter.graph.pacing import Gate, Window, steady_pace
 from exporter.graph.sessions import Sessions, settled
 from exporter.poller import Poller, TenantJob
 from exporter.reloading import Reloaded, adopt, restart_needed, with_tenants_of
@@ -53,12 +54,22 @@ def build_job(
         gate=Gate(config.rate_limit, sleep=stop.wait, shared=shared.window if shared else None),
         counters=counters,
         read_timeout=config.http_timeout,
+        # Retry-After honoured up to the longer of the interval and a minute (see GraphClient._bounded).
+        max_hold=max(config.poll_interval, 60.0),
         sleep=stop.wait,
         session=shared.sessions.graph if shared else settled(requests.Session(), config.graph_root),
     )
     legacy = LegacySource(graph)
+    forecast = PagingForecast(
+        tenant.name,
+        interval=config.poll_interval,
+        pace=max(steady_pace(config.rate_limit), steady_pace(config.global_rate_limit)),
+        page_size=config.page_size,
+        known_users=lambda: job.status.report.total_users if job.status.report else None,
+    )
 
     def on_page(pages: int, users: int, elapsed: float) -> None:
+        forecast(pages, users, elapsed)
         counters.paging = (pages, users)  # for the status page
         if progress is not None:
             progress(tenant.name, pages, users, elapsed)
@@ -69,7 +80,8 @@ def build_job(
         source = legacy
     elif tenant.source == "details":
         source = details
-    return TenantJob(tenant.name, source, counters)
+    job = TenantJob(tenant.name, source, counters)
+    return job
 
 
 def owned(config: Config) -> tuple[Tenant, ...]:
@@ -88,6 +100,7 @@ class Exporter:
         )
         self._progress = progress
         self._jobs = {tenant: self._build(tenant) for tenant in owned(config)}
+        warn_if_the_interval_is_short(config, list(self._jobs))
         self.poller = Poller(
             list(self._jobs.values()),
             interval=config.poll_interval,
@@ -95,7 +108,7 @@ class Exporter:
             concurrency=config.poll_concurrency,
             stop=self.stop,
         )
-        registration = RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text)
+        registration = RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text, config.poll_interval)
         runtime = runtime_collectors()
         self.registry = CollectorRegistry(auto_describe=False)
         for collector in (registration, *runtime):

@@ -30,8 +30,9 @@ REVISION = os.environ.get("ENTRA_CREDENTIAL_EXPORTER_REVISION") or "unknown"
 
 
 class RegistrationCollector(Collector):
-    def __init__(self, jobs: Callable[[], Sequence[TenantJob]], interval_text: str) -> None:
+    def __init__(self, jobs: Callable[[], Sequence[TenantJob]], interval_text: str, interval: float) -> None:
         self._jobs = jobs
+        self._interval = interval
         self._polled = f"Polled from Microsoft Graph every {interval_text}; the value of the last successful poll."
 
     def describe(self) -> Iterator[Metric]:
@@ -95,6 +96,12 @@ class RegistrationCollector(Collector):
             "How long the tenant's last poll took, successful or not.",
             labels=["tenant"],
         )
+        # One interval for every tenant (--poll.interval): unlabelled, for rules to compare with per tenant.
+        interval = GaugeMetricFamily(
+            "credential_exporter_poll_interval_seconds",
+            "The configured interval between two polls of each tenant (--poll.interval).",
+            value=self._interval,
+        )
         errors = CounterMetricFamily(
             "credential_exporter_poll_errors", "Failed polls, by reason.", labels=["tenant", "reason"]
         )
@@ -131,6 +138,7 @@ class RegistrationCollector(Collector):
             up,
             last_success,
             duration,
+            interval,
             errors,
         )
 

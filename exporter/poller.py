@@ -11,6 +11,7 @@ import heapq
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -81,12 +82,18 @@ class TenantJob:
 
 
 class Poller:
-    """Polls each tenant on its own cadence, at most `concurrency` at once.
+    """Polls each tenant on its own cadence, at most `concurrency` at once within their interval.
 
     Every tenant is due at start, then every `interval` after its previous due time. A due tenant is
-    handed to the pool unless its previous poll is still queued or running: then that tenant alone skips
-    the tick (never two polls of one tenant at once). A slow tenant therefore holds one worker for at
-    most its own `timeout`, and never delays another tenant's tick.
+    queued unless its previous poll is still queued or running: then that tenant alone skips the tick
+    (never two polls of one tenant at once), and is polled again at its first tick after that poll ends.
+
+    A poll holds one of the `concurrency` slots for its first `interval` only. A paging that outlasts the
+    interval (a tenant of hundreds of thousands of users at Graph's pace) gives its slot back and runs on,
+    on its own thread: held, eight such tenants would stop every other tenant from being polled at all.
+    Graph's pace still holds, since those pagings wait their turn in the gate like any poll. So the threads
+    number at most `concurrency` plus the pagings longer than the interval, which only the largest tenants
+    have; a pool of fixed size could not give a slot back mid-poll, hence one thread per poll.
     """
 
     def __init__(
@@ -101,7 +108,7 @@ class Poller:
         self.jobs: tuple[TenantJob, ...] = tuple(jobs)
         self._interval = interval
         self._timeout = timeout
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="poll")
+        self._concurrency = concurrency
         self._stop = stop
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -112,6 +119,8 @@ class Poller:
         self._by_name: dict[str, TenantJob] = {}
         self._scheduled: tuple[TenantJob, ...] = ()  # the tenant list the schedule was built for
         self._unpolled: set[int] = set()  # id() of the jobs whose first poll has not ended, until the first round
+        self._queue: deque[TenantJob] = deque()  # due tenants waiting for a slot, in the order they fell due
+        self._started: dict[str, float] = {}  # tenant -> when its running poll started (monotonic)
         self._thread: threading.Thread | None = None
         self.first_round_done = threading.Event()
 
@@ -120,7 +129,8 @@ class Poller:
 
         For --once and tests: not to be mixed with run(), which schedules the polls itself.
         """
-        return list(self._pool.map(lambda job: job.poll(self._timeout), self.jobs))
+        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="poll") as pool:
+            return list(pool.map(lambda job: job.poll(self._timeout), self.jobs))
 
     def replace_jobs(self, jobs: Sequence[TenantJob]) -> None:
         """Swap the tenant list in one assignment (a scrape sees the old list or the new one); new tenants are
@@ -133,7 +143,7 @@ class Poller:
     def run(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
-            next_due = self._schedule(now)
+            next_due = min(self._schedule(now), self._start_queued(now))
             if not self.first_round_done.is_set():
                 with self._lock:
                     done = not self._unpolled
@@ -157,7 +167,7 @@ class Poller:
         self._scheduled = jobs
 
     def _schedule(self, now: float) -> float:
-        """Hand every due tenant to the pool; return when the next one is due."""
+        """Queue every due tenant; return when the next one is due."""
         if self._scheduled is not self.jobs:
             self._adopt(now)
         heap, due_of = self._heap, self._due
@@ -170,15 +180,16 @@ class Poller:
             due_of[name] = due + (int((now - due) // self._interval) + 1) * self._interval
             heapq.heappush(heap, (due_of[name], name))
             with self._lock:
-                busy = name in self._busy
-                self._busy.add(name)
-            if busy:
-                skipped.append(name)
-            elif not self._stop.is_set():  # the pool refuses work once close() has shut it down
-                self._pool.submit(self._poll, self._by_name[name])
+                if name not in self._busy:
+                    self._busy.add(name)
+                    self._queue.append(self._by_name[name])
+                elif name not in self._started:
+                    # Still waiting for a slot a whole interval later: too many tenants for the concurrency.
+                    # (A poll still running is a paging longer than the interval, which says so itself.)
+                    skipped.append(name)
         if skipped:
             log.warning(
-                "polls still queued or running at their next tick; those tenants skip it",
+                "polls still queued at their next tick; those tenants skip it",
                 extra={
                     "kv": {
                         "tenants": len(skipped),
@@ -193,15 +204,29 @@ class Poller:
         """When the tenant's next poll is due (monotonic clock), None before the scheduler first saw it."""
         return self._due.get(tenant)
 
+    def _start_queued(self, now: float) -> float:
+        """Start queued polls while a slot is free; return when a slot frees next without a poll ending."""
+        with self._lock:
+            holding = [started for started in self._started.values() if started > now - self._interval]
+            free = self._concurrency - len(holding)
+            while free > 0 and self._queue and not self._stop.is_set():
+                job = self._queue.popleft()
+                self._started[job.name] = now
+                holding.append(now)
+                threading.Thread(target=self._poll, args=(job,), name=f"poll-{job.name}", daemon=True).start()
+                free -= 1
+            # A poll ending wakes the scheduler; one passing its interval gives its slot back silently.
+            return min(holding) + self._interval if self._queue and holding else float("inf")
+
     def _poll(self, job: TenantJob) -> None:
         try:
             job.poll(self._timeout)
         finally:
             with self._lock:
                 self._busy.discard(job.name)
+                self._started.pop(job.name, None)
                 self._unpolled.discard(id(job))
-            if not self.first_round_done.is_set():
-                self._wake.set()  # the scheduler checks whether the first round is complete
+            self._wake.set()  # a slot is free, and the first round may be complete
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="poller", daemon=True)
@@ -213,4 +238,5 @@ class Poller:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._queue.clear()

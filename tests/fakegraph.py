@@ -90,7 +90,8 @@ class Fault:
     """One scripted answer, used instead of the normal one. `action` is respond|reset|stall|truncate, or
     pass: the normal answer (to let earlier pages through before a fault);
     revoke: every token issued so far stops working, and this request is refused with 401 as Graph does
-    (a token that expires mid-paging); trickle: the body in 64 KiB pieces, `seconds` apart."""
+    (a token that expires mid-paging); trickle: the body in 64 KiB pieces, `seconds` apart; drip: the body one
+    byte at a time, `seconds` apart, until the client hangs up (counted in FakeGraph.drips_cut)."""
 
     status: int = 500
     body: bytes | str | dict[str, Any] = b""
@@ -153,6 +154,7 @@ class FakeGraph:
         self.rate_limit: tuple[int, float] | None = None
         self.report_arrivals: deque[float] = deque()
         self.throttled = 0
+        self.drips_cut = 0  # drip answers the client hung up on
         self.seen: list[Seen] = []
         self.tokens: set[str] = set()
         self.legacy_by_tenant: dict[str, Any] = {}  # tenant ID (as in the token request's path) -> legacy report
@@ -332,6 +334,22 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(data[start : start + 65536])
                     self.wfile.flush()
                     time.sleep(fault.seconds)
+                return
+            if fault.action == "drip":
+                data = fault.payload()
+                self.send_response(fault.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    for byte in range(len(data)):
+                        self.wfile.write(data[byte : byte + 1])
+                        self.wfile.flush()
+                        time.sleep(fault.seconds)
+                except OSError:  # the client closed the connection
+                    with fake.lock:
+                        fake.drips_cut += 1
+                    self.close_connection = True
                 return
             if fault.action == "truncate":
                 data = fault.payload()

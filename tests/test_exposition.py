@@ -57,7 +57,7 @@ def known_jobs() -> list[TenantJob]:
 
 def test_exposition_of_a_known_state_matches_the_golden_file() -> None:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RegistrationCollector(known_jobs, "15m"))
+    registry.register(RegistrationCollector(known_jobs, "15m", 900.0))
     text = generate_latest(registry).decode()
     golden = (FIXTURES / "golden" / "known_state.prom").read_text()
     golden = golden.replace("@VERSION@", __version__).replace("@PYTHON_VERSION@", platform.python_version())
@@ -83,7 +83,7 @@ def served(exposition: Exposition, accept: str, compress: bool) -> bytes:
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("accept", ACCEPTS)
 def test_the_cached_exposition_is_the_uncached_rendering_byte_for_byte(accept: str, compress: bool) -> None:
-    collector = RegistrationCollector(known_jobs, "15m")
+    collector = RegistrationCollector(known_jobs, "15m", 900.0)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     encoder, content_type = choose_encoder(accept)
@@ -101,7 +101,7 @@ def test_a_graph_request_renders_the_traffic_again_but_not_the_statuses() -> Non
         reads.append("read")
         return jobs
 
-    exposition = Exposition(RegistrationCollector(tenants, "15m").parts())
+    exposition = Exposition(RegistrationCollector(tenants, "15m", 900.0).parts())
     first = served(exposition, "", True)
     rendered = len(reads)  # each part reads the tenants once
     assert served(exposition, "", True) == first and len(reads) == rendered  # nothing changed: all from the cache

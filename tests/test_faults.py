@@ -10,6 +10,7 @@ counters instead, and that the retry waited as long as it had to.
 from __future__ import annotations
 
 import email.utils
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import pytest
 
 from exporter.app import Exporter
 from exporter.errors import REASONS
+from exporter.graph.client import MAX_ATTEMPTS
 from tests.fakegraph import (
     DETAILS_PATH,
     LEGACY_PATH,
@@ -95,13 +97,19 @@ class Case:
 
 
 FAILURES: dict[str, Case] = {
-    "429-retry-after-seconds-past-budget": Case(
-        lambda s, f: [throttled("3")], "throttled", flags={"poll_timeout": "1s"}, detail="Retry-After 3s"
-    ),
-    "429-retry-after-date-past-budget": Case(
-        lambda s, f: [throttled(http_date(4))], "throttled", flags={"poll_timeout": "1s"}, detail="Retry-After"
-    ),
     "429-no-retry-after": Case(lambda s, f: [throttled()], "throttled", flags={"poll_timeout": "2s"}),
+    # Unreadable, so absent: the 5 s back-off does not fit the budget, and the reason is the answer's own.
+    "429-retry-after-unreadable": Case(lambda s, f: [throttled("soon")], "throttled", flags={"poll_timeout": "2s"}),
+    "429-retry-after-superscript-two": Case(
+        lambda s, f: [throttled("²")],
+        "throttled",
+        flags={"poll_timeout": "2s"},  # "²".isdigit() is True
+    ),
+    "503-retry-after-broken-date": Case(
+        lambda s, f: [Fault(503, "", {"Retry-After": "Mon, 99 Foo 2024 99:99:99 GMT"})],
+        "http_5xx",
+        flags={"poll_timeout": "2s"},
+    ),
     "500": Case(
         lambda s, f: [graph_error(500, "InternalServerError", "Oops.")],
         "http_5xx",
@@ -113,12 +121,6 @@ FAILURES: dict[str, Case] = {
         "http_5xx",
         flags={"poll_timeout": "2s"},
         detail="HTTP 502",
-    ),
-    "503-retry-after-past-budget": Case(
-        lambda s, f: [Fault(503, {"error": {"code": "ServiceUnavailable", "message": "x"}}, {"Retry-After": "3"})],
-        "http_5xx",
-        flags={"poll_timeout": "1s"},
-        detail="Retry-After 3s",
     ),
     "503-no-retry-after": Case(lambda s, f: [Fault(503, "")], "http_5xx", flags={"poll_timeout": "2s"}),
     "504": Case(lambda s, f: [Fault(504, "<html>Gateway Timeout</html>")], "http_5xx", flags={"poll_timeout": "2s"}),
@@ -134,6 +136,13 @@ FAILURES: dict[str, Case] = {
         "timeout",
         flags={"poll_timeout": "2s", "http_timeout": "1s"},
         detail="while reading",
+    ),
+    "body-drips-past-budget": Case(
+        # One byte at a time, each well within the read timeout: a single 64 KiB read would block for minutes.
+        lambda s, f: [answer(normal_body(s, f), "drip", seconds=0.05)],
+        "timeout",
+        flags={"poll_timeout": "2s", "http_timeout": "1s"},
+        detail="connection closed",
     ),
     "malformed-json-seed-sample": Case(lambda s, f: [answer(SEED_SAMPLE)], "bad_response", detail="not valid JSON"),
     "truncated-body": Case(
@@ -321,7 +330,24 @@ RIDDEN: dict[str, Ridden] = {
     "503-retry-after": Ridden(
         lambda s, f: [Fault(503, "", {"Retry-After": "1"})], "http_5xx", 0.9, throttled_seconds=0.9
     ),
-    "504-retry-after": Ridden(lambda s, f: [Fault(504, "", {"Retry-After": "1"})], "http_5xx", 0.9),
+    # The wait is counted as throttled: only a gate held by the Retry-After does that, not the 5 s back-off.
+    "504-retry-after": Ridden(
+        lambda s, f: [Fault(504, "", {"Retry-After": "1"})], "http_5xx", 0.9, throttled_seconds=0.9
+    ),
+    # Waiting for Graph's Retry-After is not waiting on Graph: it does not count against the poll's budget.
+    "429-retry-after-seconds-past-budget": Ridden(
+        lambda s, f: [throttled("3")], "throttled", 2.9, flags={"poll_timeout": "1s"}, throttled_seconds=2.9
+    ),
+    "429-retry-after-date-past-budget": Ridden(
+        lambda s, f: [throttled(http_date(4))], "throttled", 2.9, flags={"poll_timeout": "1s"}, throttled_seconds=2.9
+    ),
+    "503-retry-after-past-budget": Ridden(
+        lambda s, f: [Fault(503, {"error": {"code": "ServiceUnavailable", "message": "x"}}, {"Retry-After": "3"})],
+        "http_5xx",
+        2.9,
+        flags={"poll_timeout": "1s"},
+        throttled_seconds=2.9,
+    ),
     "500": Ridden(lambda s, f: [graph_error(500, "InternalServerError", "Oops.")], "http_5xx", 4.9),
     "connection-reset": Ridden(lambda s, f: [Fault(action="reset")], "network", 0.9),
     "read-stalls-past-timeout": Ridden(
@@ -387,21 +413,35 @@ def test_a_retry_within_the_budget_rides_the_fault_out_and_is_counted(fake: Fake
 
 def test_retry_after_holds_back_the_next_poll_too(fake: FakeGraph) -> None:
     exporter = make(fake, "legacy", poll_timeout="1s")
-    fake.fail("legacy", throttled("3"))
+    # Every attempt of the poll is throttled; the last answer asks for three seconds.
+    fake.fail("legacy", *[throttled("1")] * (MAX_ATTEMPTS - 1), throttled("3"))
     (status,) = exporter.poller.poll_round()
     assert status.last_reason == "throttled"
-    # The next poll comes at once: Graph's three seconds have not passed, so nothing is sent and it fails.
+    assert value(exporter, "credential_exporter_graph_retries_total", tenant=fake.tenant_id, reason="throttled") == 4
+    # The next poll waits Graph's three seconds before it sends anything, and that wait does not fail it.
     (status,) = exporter.poller.poll_round()
-    assert status.last_reason == "throttled"
-    assert len(fake.requests_to(LEGACY_PATH)) == 1
-    # A poll with the budget to wait it out sends its request only once the three seconds are over.
-    (job,) = exporter.poller.jobs
-    assert job.poll(RECOVERY_BUDGET).up
-    first, second = fake.requests_to(LEGACY_PATH)
-    assert second.at - first.at >= 2.9
-    assert (value(exporter, "credential_exporter_throttled_seconds_total", tenant=fake.tenant_id) or 0) >= 1.5
-    # The failed polls retried nothing, and say so.
-    assert value(exporter, "credential_exporter_graph_retries_total", tenant=fake.tenant_id, reason="throttled") is None
+    assert status.up, status.last_detail
+    requests = fake.requests_to(LEGACY_PATH)
+    assert len(requests) == MAX_ATTEMPTS + 1
+    assert requests[-1].at - requests[-2].at >= 2.9
+    assert (value(exporter, "credential_exporter_throttled_seconds_total", tenant=fake.tenant_id) or 0) >= 6.5
+
+
+def test_a_body_dripped_byte_by_byte_is_cut_at_the_poll_deadline(
+    fake: FakeGraph, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = make(fake, "legacy", poll_timeout="3s", http_timeout="2s")
+    # About 60 s of body at this pace, each byte 0.2 s after the one before: no read timeout ever fires.
+    fake.fail("legacy", answer({**legacy_ok(), "padding": "x" * 300}, "drip", seconds=0.2))
+    with caplog.at_level(logging.INFO):
+        (status,) = exporter.poller.poll_round()
+    assert status.last_reason == "timeout", status.last_detail
+    # Generous: the deadline is 3 s; without a cut at the socket the poll would run for a minute.
+    assert status.last_duration is not None and status.last_duration < 20
+    wait_for(lambda: fake.drips_cut == 1, timeout=10)  # the exporter hung up: the fake's next byte failed
+    failed = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in failed] == ["poll failed"]
+    assert exporter.poller.poll_round()[0].up
 
 
 # --- the same matrix, the exporter a separate process at debug level: the secret appears nowhere ---------------

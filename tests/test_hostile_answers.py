@@ -37,7 +37,7 @@ def details_page(methods_of: list[list[Any]]) -> dict[str, Any]:
 
 @contextmanager
 def web(exporter: Exporter) -> Iterator[str]:
-    server = serve(App(exporter.registry, lambda: exporter.poller.jobs, lambda: True, lambda: True), "127.0.0.1", 0)
+    server = serve(App.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
@@ -61,8 +61,9 @@ def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def numbers(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[Any, float]:
-    """The samples that hold Graph's numbers (not the exporter's own health)."""
-    return {k: v for k, v in samples.items() if not k[0].startswith("credential_exporter_")}
+    """The samples that hold Graph's numbers (not the exporter's own health, nor the process's)."""
+    own = ("credential_exporter_", "process_", "python_")
+    return {k: v for k, v in samples.items() if not k[0].startswith(own)}
 
 
 def sample(samples: dict[Any, float], name: str, **labels: str) -> float | None:

@@ -65,7 +65,7 @@ def render(report: Report) -> Report:
     on the landing page, and read each number back: nothing may raise, and each number must be exact."""
     job = TenantJob("contoso", DemoSource(), status=TenantStatus(report=report, polled=True, up=True))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RegistrationCollector(lambda: [job], "15m"))
+    registry.register(RegistrationCollector(lambda: [job], "15m", 900.0))
     expected = {("tenant_total_users", ()): report.total_users}
     expected |= {("credential_registered_users", (("status", s),)): n for s, n in report.registered}
     expected |= {("credential_method_registered_users", (("method", m),)): n for m, n in report.methods}

@@ -182,16 +182,6 @@ def test_a_429_with_retry_after_is_waited_out_within_the_poll(fake: FakeGraph) -
     assert value(exporter, "credential_exporter_throttled_seconds_total", tenant=tenant) >= 0.9
 
 
-def test_throttling_beyond_the_poll_budget_fails_with_throttled_and_holds_back_the_next_poll(fake: FakeGraph) -> None:
-    fake.fail("legacy", Fault(429, {"error": {"code": "TooManyRequests", "message": "x"}}, {"Retry-After": "3600"}))
-    exporter = make_exporter(fake, poll_timeout="2s")
-    (status,) = exporter.poller.poll_round()
-    assert status.last_reason == "throttled"
-    (status,) = exporter.poller.poll_round()  # Graph said an hour: no request before then, not even next poll
-    assert status.last_reason == "throttled"
-    assert len(fake.requests_to(LEGACY_PATH)) == 1
-
-
 def test_a_server_error_past_the_budget_fails_with_http_5xx_then_recovers(fake: FakeGraph) -> None:
     fake.fail("legacy", Fault(502, "<html>Bad Gateway</html>"))
     exporter = make_exporter(fake, poll_timeout="2s")  # too short for the 5 s a 5xx retry waits

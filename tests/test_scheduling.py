@@ -71,6 +71,30 @@ def test_a_stuck_tenant_holds_back_no_other_tenants_ticks_and_is_never_polled_tw
         poller.close()
 
 
+def test_eight_pagings_longer_than_the_interval_do_not_stop_a_ninth_tenant_from_being_polled_on_cadence(
+    stop: threading.Event,
+) -> None:
+    # At the default concurrency, eight tenants whose pagings outlast the interval (they do not end here)...
+    huge = [CountingSource(10**6) for _ in range(8)]
+    for source in huge:
+        source.release.clear()
+    small = CountingSource(20)
+    jobs = [TenantJob(f"huge{i}", source) for i, source in enumerate(huge)] + [TenantJob("small", small)]
+    poller = Poller(jobs, interval=0.2, timeout=0.2, concurrency=8, stop=stop)
+    poller.start()
+    try:
+        # ...and the ninth is polled tick after tick all the same, while each huge one is polled once.
+        wait_for(lambda: small.calls >= 4)
+        assert [source.calls for source in huge] == [1] * 8
+        # A paging that ends is followed by a poll at the tenant's next tick.
+        for source in huge:
+            source.release.set()
+        wait_for(lambda: all(source.calls >= 2 for source in huge))
+        assert max(source.most_at_once for source in huge) == 1
+    finally:
+        poller.close()
+
+
 def test_added_tenants_are_polled_at_once_and_removed_ones_no_more(stop: threading.Event) -> None:
     kept, removed, added = CountingSource(1), CountingSource(2), CountingSource(3)
     kept_job, removed_job = TenantJob("kept", kept), TenantJob("removed", removed)

@@ -21,7 +21,7 @@ import yaml
 from exporter.app import Exporter
 from exporter.web.routes import App, serve
 from exporter.web.status import CONTENT_SECURITY_POLICY
-from tests.fakegraph import FakeGraph, Fault
+from tests.fakegraph import FakeGraph, Fault, legacy_payload
 from tests.support import (
     ROOT,
     SECRET_ENV,
@@ -95,7 +95,7 @@ def two_tenants(fake: FakeGraph, tmp_path: Path) -> Iterator[tuple[str, Exporter
     """An exporter serving `contoso` (details report, polls fine) and `fabrikam`, whose report is refused, with
     the client secret echoed in the very value Graph sent: the page must show why, and not the secret."""
     serve_tenants(fake, [2])
-    fake.legacy_by_tenant[tenant_id(2)] = {"value": [{"totalUserCount": fake.client_secret}]}
+    fake.legacy_by_tenant[tenant_id(2)] = legacy_payload(fake.client_secret, {"registered": 1})  # type: ignore[arg-type]
     config = tmp_path / "tenants.yaml"
     tenants = [{**tenant_entry(1), "name": "contoso", "source": "details"}, {**tenant_entry(2), "name": "fabrikam"}]
     config.write_text(yaml.safe_dump({"source": "legacy", "tenants": tenants}))
@@ -130,7 +130,7 @@ def test_the_page_shows_a_working_tenant_and_why_the_other_fails(
     assert 'data-label="Admins\' MFA" class="n">' in ok and "in 15 min" in ok and "s ago" in ok
     failing = row(page, "fabrikam")
     assert '<span class="failed">failed</span>' in failing and "never" in failing  # no success yet
-    assert "<b>bad_response</b>: totalUserCount is '&lt;redacted&gt;', not a non-negative integer" in failing
+    assert "<b>bad_response</b>: the total of users is '&lt;redacted&gt;', not a non-negative integer" in failing
     assert fake.client_secret not in page
     assert "polled from Microsoft Graph every 15m" in page and "Demo mode" not in page
     assert "<script" not in page

@@ -117,7 +117,8 @@ class Options:
     )  # fmt: skip
     poll_timeout: float | None = _option(
         "--poll.timeout", "poll.timeout", parse_duration, None, group=POLLING, metavar="DURATION",
-        help="time budget of one tenant's poll, retries included (default 80% of the interval)",
+        help="time one tenant's poll may spend waiting on Graph itself; waits for pacing and Retry-After do "
+        "not count (default 80% of the interval)",
     )  # fmt: skip
     poll_concurrency: int = _option(
         "--poll.concurrency", "poll.concurrency", whole(1), "8", group=POLLING, metavar="N", kind=int,

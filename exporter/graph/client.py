@@ -4,19 +4,22 @@ What it guarantees to its callers (the sources):
 - a returned value is a whole, valid JSON document from a 2xx answer;
 - anything else raises PollError with a bounded reason, Graph's error code and request-id;
 - the bearer token is only ever sent to the configured Graph root;
-- 429/503/504 are retried no sooner than Retry-After (which also holds back later polls), other 5xx and
-  network errors after an exponential back-off with jitter, 401 once after a fresh token; nothing is
-  retried once the next attempt would end past the poll's deadline.
+- 429/503/504 are retried no sooner than Retry-After (bounded; it also holds back later polls), other 5xx
+  and network errors after an exponential back-off with jitter, 401 once after a fresh token; nothing is
+  retried once the next attempt would end past the poll's deadline (moved back by every wait for pacing);
+- reading an answer stops at that deadline, however slowly the answer trickles in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,9 +28,11 @@ import requests
 from exporter.errors import BadResponse, PollError
 from exporter.graph.credentials import TokenProvider
 from exporter.graph.pacing import Gate
+from exporter.graph.retry_after import retry_after_seconds
 from exporter.telemetry import TenantCounters
 from exporter.values import first_line
 
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _MAX_ERROR_BODY_BYTES = 64 * 1024
 MAX_ATTEMPTS = 5
@@ -63,20 +68,6 @@ def decode_json(body: bytes) -> Any:
         raise BadResponse(f"the response is not valid JSON ({exc}); it starts with {start!r}") from None
 
 
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds from now: delta-seconds or an HTTP date; None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
 class _Unauthorized(Exception):
     def __init__(self, error: PollError) -> None:
         self.error = error
@@ -95,6 +86,7 @@ class GraphClient:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_body: int = MAX_BODY_BYTES,
+        max_hold: float = 60.0,
         rng: random.Random | None = None,
     ) -> None:
         self.root = root
@@ -103,6 +95,9 @@ class GraphClient:
         self._gate = gate
         self._counters = counters
         self._read_timeout = read_timeout
+        self._max_hold = max_hold
+        self._poll_deadline, self._paced = 0.0, 0.0  # see get()
+        self._clipping = False  # the last Retry-After was clipped: said once, not on every answer
         self._sleep = sleep
         self._session = session or requests.Session()
         self._clock = clock
@@ -125,18 +120,29 @@ class GraphClient:
         return decode_json(self.get(url, deadline))
 
     def get(self, url: str, deadline: float) -> bytes:
-        """The body of a 2xx answer from `url`, retried as the module docstring says."""
+        """The body of a 2xx answer from `url`, retried as the module docstring says.
+
+        `deadline` bounds the time spent waiting on Graph itself: every wait for a turn in the gate (our pace,
+        Graph's Retry-After) moves it back by as long, so pacing alone never fails a poll however large the
+        tenant. A poll passes the same `deadline` to each of its requests, which is how its waits add up here;
+        one tenant's polls never overlap, so one running total per client is enough.
+        """
         self.check_url(url)
+        if deadline != self._poll_deadline:
+            self._poll_deadline, self._paced = deadline, 0.0
         refreshed = False
         attempt = 0
         retrying: str | None = None  # the reason of the failure being retried, counted once the retry goes out
         while True:
             attempt += 1
-            self._counters.add_throttled(self._gate.wait_turn(deadline))
+            waited = self._gate.wait_turn()
+            self._paced += waited
+            self._counters.add_throttled(waited)
             if retrying:
                 self._counters.count_retry(retrying)
+            moved = deadline + self._paced
             try:
-                return self._get_once(url, self._tokens.token(deadline), deadline)
+                return self._get_once(url, self._tokens.token(moved), moved)
             except _Unauthorized as unauthorized:
                 if refreshed:
                     raise unauthorized.error from None
@@ -147,14 +153,9 @@ class GraphClient:
             except PollError as exc:
                 if exc.reason not in _RETRYABLE or attempt >= MAX_ATTEMPTS:
                     raise
-                held = self._gate.held_until()
-                if exc.status in _HOLD_STATUSES and held > self._clock():
-                    if held > deadline:
-                        # Graph's Retry-After outlasts the budget: fail now, with the answer's own reason
-                        # (a 503 is http_5xx, a 429 throttled); the hold still keeps the next poll back.
-                        raise
-                else:
-                    self._back_off(exc, attempt, deadline)
+                # A 429/503/504 with Retry-After is waited out in the gate; anything else backs off.
+                if not (exc.status in _HOLD_STATUSES and self._gate.held_until() > self._clock()):
+                    self._back_off(exc, attempt, moved)
                 retrying = exc.reason
 
     def _back_off(self, exc: PollError, attempt: int, deadline: float) -> None:
@@ -186,15 +187,15 @@ class GraphClient:
             raise PollError("network", f"TLS with Graph failed: {_reason_of(exc)}") from None
         except requests.RequestException as exc:
             raise PollError("network", f"cannot reach Graph: {_reason_of(exc)}") from None
-        with response:
+        with response, _Cutoff(response, deadline - self._clock()) as cutoff:
             self._counters.count_request(response.status_code)
             if 200 <= response.status_code < 300:
-                return self._read(response, self._max_body, deadline)
-            raise self._error(response, deadline)
+                return self._read(response, self._max_body, cutoff)
+            raise self._error(response, cutoff)
 
-    def _read(self, response: requests.Response, cap: int, deadline: float) -> bytes:
-        """The body, up to `cap` bytes, by `deadline`: the read timeout bounds each wait for data, not a
-        body that trickles in slowly."""
+    def _read(self, response: requests.Response, cap: int, cutoff: _Cutoff) -> bytes:
+        """The body, up to `cap` bytes, before `cutoff` fires: the read timeout bounds each wait for data,
+        the cutoff a body that trickles in slowly, however slowly."""
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise BadResponse(f"the response is {declared} bytes, over the {cap}-byte cap")
@@ -205,24 +206,27 @@ class GraphClient:
                 size += len(chunk)
                 if size > cap:
                     raise BadResponse(f"the response is over the {cap}-byte cap")
-                if self._clock() > deadline:
-                    raise PollError("timeout", f"the poll's time budget ran out while reading the answer ({size}B in)")
                 chunks.append(chunk)
-        except requests.exceptions.ChunkedEncodingError:
-            raise BadResponse("the response body was cut short") from None
-        except requests.exceptions.ContentDecodingError:
-            raise BadResponse("the response body could not be decompressed") from None
-        except requests.ConnectionError as exc:
+        except requests.RequestException as exc:
+            if cutoff.fired:
+                raise PollError(
+                    "timeout",
+                    f"the poll's time budget ran out while reading the answer ({size}B in); connection closed",
+                ) from None
+            if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+                raise BadResponse("the response body was cut short") from None
+            if isinstance(exc, requests.exceptions.ContentDecodingError):
+                raise BadResponse("the response body could not be decompressed") from None
             if "timed out" in str(exc).lower():
                 raise PollError("timeout", "Graph stopped sending the response") from None
             raise PollError("network", f"the connection broke mid-response: {_reason_of(exc)}") from None
         return b"".join(chunks)
 
-    def _error(self, response: requests.Response, deadline: float) -> Exception:
+    def _error(self, response: requests.Response, cutoff: _Cutoff) -> Exception:
         status = response.status_code
         code, message, request_id = None, "", response.headers.get("request-id")
         try:
-            body = decode_json(self._read(response, _MAX_ERROR_BODY_BYTES, deadline))
+            body = decode_json(self._read(response, _MAX_ERROR_BODY_BYTES, cutoff))
             error = body.get("error") if isinstance(body, dict) else None
             if isinstance(error, dict):
                 code = str(error.get("code") or "") or None
@@ -238,7 +242,7 @@ class GraphClient:
         if message:
             detail += f": {first_line(message, 200)}"
         if status in _HOLD_STATUSES:
-            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            wait = self._bounded(retry_after_seconds(response.headers.get("Retry-After")))
             if wait is not None:
                 self._gate.hold_until(self._clock() + wait)
                 detail += f" (Retry-After {wait:g}s)"
@@ -254,6 +258,48 @@ class GraphClient:
             reason = "bad_response"
         error_out = PollError(reason, detail, status=status, code=code, request_id=request_id)
         return _Unauthorized(error_out) if status == 401 else error_out
+
+    def _bounded(self, wait: float | None) -> float | None:
+        """Retry-After honoured in full up to `max_hold`: Graph's real answers (seconds to a few minutes) pass,
+        while an absurd one cannot hold the tenant past its next scheduled poll for more than a minute."""
+        clipped = wait is not None and wait > self._max_hold
+        if clipped and not self._clipping:
+            log.warning(
+                "Graph's Retry-After is longer than the exporter honours; waiting the bound instead",
+                extra={"kv": {"root": self.root, "bound_seconds": self._max_hold}},
+            )
+        self._clipping = clipped
+        return min(wait, self._max_hold) if wait is not None else None
+
+
+class _Cutoff:
+    """Shuts the answer's socket down when the poll's deadline comes, from a timer thread.
+
+    A body sent one byte at a time, each byte within --graph.timeout, keeps a read of a 64 KiB chunk blocked
+    in the socket far past the deadline; only shutting the socket wakes it (urllib3's shutdown() exists for
+    this). The read then fails, `fired` says why, and the connection is closed rather than pooled.
+    """
+
+    def __init__(self, response: requests.Response, seconds: float) -> None:
+        self.fired = False
+        self._response = response
+        self._timer = threading.Timer(max(0.0, seconds), self._cut)
+        self._timer.daemon = True
+
+    def _cut(self) -> None:
+        self.fired = True
+        # Already read to its end and released, or closed: then nothing is left to cut.
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            self._response.raw.shutdown()
+
+    def __enter__(self) -> _Cutoff:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        if self.fired:  # even if the read ended just in time: a socket shut for reading must not be pooled
+            self._response.raw.close()
 
 
 def _reason_of(exc: BaseException) -> str:

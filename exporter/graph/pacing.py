@@ -3,6 +3,9 @@
 One Gate lives as long as its tenant, across polls, so a Retry-After received at the end of one poll
 still holds back the first request of the next. Graph also limits an app across all its tenants, so a
 Gate may share one more window with every other tenant's Gate: a request then waits for both.
+
+Waiting here is never a failure: a poll's time budget counts only the time spent waiting on Graph itself
+(see GraphClient.get).
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from exporter.values import RateLimit
 # Graph counts a request when it arrives; ours may be delayed on the way by up to this much more than
 # the one before it, so each window is widened by this margin.
 _MARGIN = 0.25
+
+
+def steady_pace(limit: RateLimit | None) -> float:
+    """Seconds between requests that a window of `limit` allows in the long run (0 without a limit)."""
+    return (limit.period + _MARGIN) / limit.requests if limit else 0.0
 
 
 class Window:
@@ -69,10 +77,11 @@ class Gate:
         with self._lock:
             return self._hold_until
 
-    def wait_turn(self, deadline: float) -> float:
+    def wait_turn(self) -> float:
         """Wait until a request may be sent; return the seconds waited.
 
-        Raises PollError(throttled) at once, without waiting, if the turn would come after `deadline`.
+        However long the wait, it is not a failure (the exporter's own pacing, or Graph's bounded Retry-After):
+        only shutting down ends it, with PollError(timeout).
         """
         waited = 0.0
         while True:
@@ -81,18 +90,11 @@ class Gate:
                     locked.enter_context(window.lock)
                 now = self._clock()
                 slot = max(now, self._hold_until, *(w.next_slot(now) for w in self._windows))
-                held = slot == self._hold_until
                 if slot <= now:
                     # Recorded in every window at once, with the time the request really leaves.
                     for window in self._windows:
                         window.record(now)
                     return waited
-            if slot > deadline:
-                why = "Graph asked us to wait (Retry-After)" if held else "the rate limit allows the next request"
-                raise PollError(
-                    "throttled" if held else "timeout",
-                    f"{why} {slot - now:.1f}s from now, past this poll's time budget",
-                )
             if self._sleep(slot - now):
                 raise PollError("timeout", "the exporter is shutting down")
             waited += slot - now
