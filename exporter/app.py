@@ -15,7 +15,7 @@ from exporter.forecast import PagingForecast, warn_if_the_interval_is_short
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import token_provider
 from exporter.graph.pacing import Gate, Window, steady_pace
-from exporter.graph.sessions import Sessions
+from exporter.graph.sessions import Sessions, settled
 from exporter.poller import Poller, TenantJob
 from exporter.reloading import Reloaded, adopt, restart_needed, with_tenants_of
 from exporter.sources import Source
@@ -57,7 +57,7 @@ def build_job(
         # Retry-After honoured up to the longer of the interval and a minute (see GraphClient._bounded).
         max_hold=max(config.poll_interval, 60.0),
         sleep=stop.wait,
-        session=shared.sessions.graph if shared else requests.Session(),
+        session=shared.sessions.graph if shared else settled(requests.Session(), config.graph_root),
     )
     legacy = LegacySource(graph)
     forecast = PagingForecast(
@@ -96,7 +96,7 @@ class Exporter:
         self.shared = Shared(
             # One window for every tenant's requests: Graph also limits an app across all its tenants.
             Window(config.global_rate_limit) if config.global_rate_limit else None,
-            Sessions.for_pool(config.http_timeout, config.poll_concurrency),
+            Sessions.for_pool(config.http_timeout, config.poll_concurrency, config.graph_root),
         )
         self._progress = progress
         self._jobs = {tenant: self._build(tenant) for tenant in owned(config)}

@@ -77,6 +77,12 @@ class RegistrationCollector(Collector):
             f"Users who registered each authentication method (modern report only). {polled}",
             labels=["tenant", "method"],
         )
+        strength = GaugeMetricFamily(
+            "credential_mfa_strength_users",
+            f"Users by the strongest class of MFA method they registered: phishing_resistant, passwordless, app, "
+            f"phone or none; each user counted once (modern report only). {polled}",
+            labels=["tenant", "user_type", "admin", "strength"],
+        )
         up = GaugeMetricFamily(
             "credential_exporter_up", "1 if the tenant's last poll of Graph succeeded, else 0.", labels=["tenant"]
         )
@@ -120,12 +126,15 @@ class RegistrationCollector(Collector):
                     segment_registered.add_metric([name, segment.user_type, segment.admin, state], value)
             for method, value in report.methods:
                 methods.add_metric([name, method], value)
+            for user_type, admin, grade, value in report.strengths:
+                strength.add_metric([name, user_type, admin, grade], value)
         yield from (
             total,
             registered,
             segment_users,
             segment_registered,
             methods,
+            strength,
             up,
             last_success,
             duration,

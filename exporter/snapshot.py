@@ -87,6 +87,8 @@ class Report:
     # The modern report's breakdowns; empty for the legacy report, which has none.
     segments: tuple[Segment, ...] = ()
     methods: tuple[tuple[str, int], ...] = ()  # (method as Graph spells it, users), sorted
+    # (user type, admin, MFA strength class, users): every class of every segment, zeros included.
+    strengths: tuple[tuple[str, str, str, int], ...] = ()
 
     def __post_init__(self) -> None:
         _check_count(self.total_users, "the total of users")
@@ -97,6 +99,14 @@ class Report:
 
     def registered_count(self, status: str) -> int | None:
         return dict(self.registered).get(status)
+
+    def phishing_resistant_share(self) -> float | None:
+        """The share of users (0 to 1) whose strongest method is phishing-resistant; None without the breakdown
+        (the legacy report) or without users."""
+        users = sum(count for *_, count in self.strengths)
+        if not users:
+            return None
+        return sum(count for _, _, strength, count in self.strengths if strength == "phishing_resistant") / users
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,51 @@ def test_every_series_is_the_exact_sum_of_the_records(fake: FakeGraph) -> None:
     ]
 
 
+def test_every_mfa_strength_count_is_what_the_records_say_and_a_legacy_tenant_has_none(fake: FakeGraph) -> None:
+    # Every class of the table, with unknown and recovery-only methods mixed in, in varied segments.
+    mixes = [
+        ["sms", "passKeySynced"],
+        ["microsoftAuthenticatorPasswordless", "email"],
+        ["hardwareOneTimePasscode", "officePhone"],
+        ["alternateMobilePhone", "securityQuestion"],
+        ["temporaryAccessPass", "holographicToken"],
+        [],
+        ["x509CertificateMultiFactor"],
+    ]
+    for i, user in enumerate(fake.users):
+        user["methodsRegistered"] = mixes[i % len(mixes)]
+    exporter = make_exporter(fake, source="details", rate_limit="off")
+    (status,) = exporter.poller.poll_round()
+    assert status.up, status.last_detail
+    grade = {
+        0: "phishing_resistant",
+        1: "passwordless",
+        2: "app",
+        3: "phone",
+        4: "none",
+        5: "none",
+        6: "phishing_resistant",
+    }
+    expected = Counter((*segment_of(u), grade[i % len(mixes)]) for i, u in enumerate(fake.users))
+    for user_type in ("member", "guest", "unknown"):
+        for admin in ("true", "false", "unknown"):
+            labels = {"tenant": fake.tenant_id, "user_type": user_type, "admin": admin}
+            classes = ("phishing_resistant", "passwordless", "app", "phone", "none")
+            got = {c: value(exporter, "credential_mfa_strength_users", **labels, strength=c) for c in classes}
+            assert got == {c: expected[(user_type, admin, c)] for c in classes}
+            assert sum(got.values()) == value(exporter, "tenant_users", **labels)
+    unknown = value(exporter, "credential_method_registered_users", tenant=fake.tenant_id, method="holographicToken")
+    assert unknown == len(fake.users[4 :: len(mixes)])
+    assert status.report is not None
+    assert status.report.phishing_resistant_share() == pytest.approx(
+        sum(1 for i in range(len(fake.users)) if i % len(mixes) in (0, 6)) / len(fake.users)
+    )
+
+    legacy = make_exporter(fake, source="legacy")
+    legacy.poller.poll_round()
+    assert "credential_mfa_strength_users{" not in exposition(legacy)
+
+
 def test_admins_without_mfa_are_one_division_away(fake: FakeGraph) -> None:
     exporter = make_exporter(fake, source="details", rate_limit="off")
     exporter.poller.poll_round()

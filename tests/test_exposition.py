@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import platform
 
+import msgspec
 import pytest
 import requests
 from prometheus_client import CollectorRegistry, generate_latest
@@ -17,6 +18,7 @@ from exporter.poller import TenantJob
 from exporter.snapshot import Report, TenantStatus
 from exporter.sources.demo import DemoSource
 from exporter.sources.details import Tally
+from exporter.sources.records import Record
 from exporter.web.exposition import Exposition
 from exporter.web.routes import App, serve
 from tests.fakegraph import FakeGraph, legacy_payload, user_record
@@ -46,7 +48,7 @@ def known_jobs() -> list[TenantJob]:
     # A tenant read through the modern report: every breakdown, zeros included.
     modern = TenantJob("northwind", DemoSource())
     tally = Tally()
-    tally.add([user_record(1), user_record(2), user_record(10), user_record(14)])
+    tally.add(msgspec.convert([user_record(i) for i in (1, 2, 10, 14)], list[Record]))
     modern.status = TenantStatus(
         report=tally.report("details"), polled=True, up=True, last_success=1795820000.0, last_duration=3.0
     )

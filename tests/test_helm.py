@@ -212,20 +212,25 @@ def test_the_rules_job_runbook_url_and_allowance_values_match_the_kustomize_gene
     finally:
         sys.path.pop(0)
     settings = {"job": "entra-prod|entra-dr", "runbookUrl": "https://wiki.example.com/entra", "allowance": 2}
+    settings["phishable"] = 9
     values = {
         "prometheusRule": {
             "enabled": True,
             "job": settings["job"],
             "runbookUrl": settings["runbookUrl"],
             "adminsWithoutMFAAllowance": settings["allowance"],
+            "adminsWithoutPhishingResistantMFAAllowance": settings["phishable"],
         }
     }
     spec = only(render(helm, values), "PrometheusRule")["spec"]
-    customised = generator.customise(RULES.read_text(), settings["job"], settings["runbookUrl"], settings["allowance"])
+    customised = generator.customise(
+        RULES.read_text(), settings["job"], settings["runbookUrl"], settings["allowance"], settings["phishable"]
+    )
     assert spec == yaml.safe_load(customised)
     text = json.dumps(spec)
     assert 'job=~\\"entra-prod|entra-dr\\"' in text and "entra-credential-exporter.*" not in text
     assert "tenant:credential_admins_without_mfa:count > 2" in text
+    assert "tenant:credential_admins_without_phishing_resistant_mfa:count > 9" in text
     alerts = [r for group in spec["groups"] for r in group["rules"] if "alert" in r]
     assert all(a["annotations"]["runbook_url"].startswith("https://wiki.example.com/entra#") for a in alerts)
 

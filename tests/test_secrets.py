@@ -282,3 +282,16 @@ def test_the_log_scrubber_catches_a_secret_however_the_format_escapes_it(fmt: st
     assert line.count(REDACTED) == 2
     if fmt == "json":
         assert json.loads(line)["count"] == 3
+
+
+def test_a_netrc_entry_for_graphs_host_never_replaces_the_bearer_token(
+    fake: FakeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests would put a ~/.netrc login for the host in place of the Authorization header on every request.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    exporter = make_exporter(fake, source="details", rate_limit="off")
+    (status,) = exporter.poller.poll_round()
+    assert status.up, status.last_detail

@@ -121,15 +121,19 @@ def row(page: str, tenant: str) -> str:
 def test_the_page_shows_a_working_tenant_and_why_the_other_fails(
     two_tenants: tuple[str, Exporter], fake: FakeGraph, tmp_path: Path
 ) -> None:
-    url, _ = two_tenants
+    url, exporter = two_tenants
     page = dom(url, tmp_path / "profile")
     ok = row(page, "contoso")
+    report = next(job for job in exporter.poller.jobs if job.name == "contoso").status.report
+    assert report is not None and (share := report.phishing_resistant_share()) is not None
+    assert f'data-label="Phishing-resistant" class="n">{100 * share:.1f}%' in ok  # the records' own share
     assert '<span class="ok">ok</span>' in ok and "details" in ok
     assert "2,500" in ok  # the fake's users
     assert 'data-label="SSPR" class="n">50.0%' in ok  # every other user of the fake
     assert 'data-label="Admins\' MFA" class="n">' in ok and "in 15 min" in ok and "s ago" in ok
     failing = row(page, "fabrikam")
     assert '<span class="failed">failed</span>' in failing and "never" in failing  # no success yet
+    assert 'data-label="Phishing-resistant" class="n">—' in failing  # only the details report grades methods
     assert "<b>bad_response</b>: the total of users is '&lt;redacted&gt;', not a non-negative integer" in failing
     assert fake.client_secret not in page
     assert "polled from Microsoft Graph every 15m" in page and "Demo mode" not in page

@@ -12,7 +12,9 @@ Run `python3 deploy/kubernetes/generate_prometheusrule.py` after every change to
 
 For your own deployment, the kustomize PrometheusRule takes the settings the Helm chart's prometheusRule values
 give: `--job REGEX` (the rules' job matcher), `--runbook-url URL` (the base of every runbook_url) and
-`--admins-allowance N` (admins without MFA that EntraAdminsWithoutMFA tolerates, e.g. break-glass accounts).
+`--admins-allowance N` (admins without MFA that EntraAdminsWithoutMFA tolerates, e.g. break-glass accounts) and
+`--phishable-admins-allowance N` (admins without a phishing-resistant method that
+EntraAdminsWithoutPhishingResistantMFA tolerates, e.g. during a roll-out of keys or passkeys).
 They replace the defaults written in rules.yml; the chart's template replaces the same strings.
 """
 
@@ -34,6 +36,7 @@ CHART_FILES = DEPLOY / "helm" / "entra-credential-exporter" / "files"
 JOB = "entra-credential-exporter.*"
 RUNBOOK_URL = "https://github.com/entra-credential-exporter/entra-credential-exporter/blob/main/docs/runbook.md"
 ALLOWANCE = "tenant:credential_admins_without_mfa:count > {}"
+PHISHABLE_ALLOWANCE = "tenant:credential_admins_without_phishing_resistant_mfa:count > {}"
 
 HEADER = """\
 # GENERATED from deploy/prometheus/rules.yml by deploy/kubernetes/generate_prometheusrule.py: do not edit.
@@ -53,17 +56,22 @@ def render(rules: str) -> str:
     return HEADER + "\n".join(body) + "\n"
 
 
-def customise(rules: str, job: str, runbook_url: str, allowance: int) -> str:
-    """rules.yml's text with another job matcher, runbook base URL and admins' allowance."""
+def customise(rules: str, job: str, runbook_url: str, allowance: int, phishable_allowance: int = 0) -> str:
+    """rules.yml's text with another job matcher, runbook base URL and admins' allowances."""
     rules = rules.replace(f'job=~"{JOB}"', f"job=~{json.dumps(job)}").replace(RUNBOOK_URL, runbook_url)
-    return rules.replace(ALLOWANCE.format(0), ALLOWANCE.format(allowance))
+    rules = rules.replace(ALLOWANCE.format(0), ALLOWANCE.format(allowance))
+    return rules.replace(PHISHABLE_ALLOWANCE.format(0), PHISHABLE_ALLOWANCE.format(phishable_allowance))
 
 
 def outputs(options: argparse.Namespace) -> dict[Path, str]:
     """Every generated file and the content it must have."""
     rules = RULES.read_text()
     return {
-        PROMETHEUSRULE: render(customise(rules, options.job, options.runbook_url, options.admins_allowance)),
+        PROMETHEUSRULE: render(
+            customise(
+                rules, options.job, options.runbook_url, options.admins_allowance, options.phishable_admins_allowance
+            )
+        ),
         CHART_FILES / RULES.name: rules,
         CHART_FILES / DASHBOARD.name: DASHBOARD.read_text(),
     }
@@ -75,6 +83,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--job", default=JOB, help="the rules' job matcher, a regex (default: %(default)s)")
     parser.add_argument("--runbook-url", default=RUNBOOK_URL, help="the runbook's URL, without #anchor")
     parser.add_argument("--admins-allowance", type=int, default=0, help="admins without MFA tolerated per tenant")
+    parser.add_argument(
+        "--phishable-admins-allowance",
+        type=int,
+        default=0,
+        help="admins without a phishing-resistant method tolerated per tenant",
+    )
     options = parser.parse_args(argv[1:])
     wanted = outputs(options)
     stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]

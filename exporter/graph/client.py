@@ -58,16 +58,11 @@ def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def decode_json(body: bytes, numbers_as_text: bool = False) -> Any:
+def decode_json(body: bytes) -> Any:
     """Strict JSON (no NaN or Infinity, no repeated key); BadResponse says what was wrong, also for a
-    document nested too deeply to decode (RecursionError), which no real answer is.
-
-    `numbers_as_text` keeps numbers as their text, for documents that should hold none: in Python
-    1 == True, so a number where a boolean belongs would otherwise pass for one.
-    """
-    hooks: dict[str, Any] = {"parse_int": str, "parse_float": str} if numbers_as_text else {}
+    document nested too deeply to decode (RecursionError), which no real answer is."""
     try:
-        return json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_unique_names, **hooks)
+        return json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_unique_names)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         start = body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
         raise BadResponse(f"the response is not valid JSON ({exc}); it starts with {start!r}") from None
@@ -120,9 +115,9 @@ class GraphClient:
         ):
             raise BadResponse(f"refusing to follow a link outside the Graph root {self.root}: {parts.netloc}")
 
-    def get_json(self, url: str, deadline: float, numbers_as_text: bool = False) -> Any:
+    def get_json(self, url: str, deadline: float) -> Any:
         """The JSON document at `url` (see decode_json)."""
-        return decode_json(self.get(url, deadline), numbers_as_text)
+        return decode_json(self.get(url, deadline))
 
     def get(self, url: str, deadline: float) -> bytes:
         """The body of a 2xx answer from `url`, retried as the module docstring says.

@@ -17,8 +17,6 @@ from urllib.parse import urlsplit
 import msal
 import msal.exceptions
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from exporter.config import (
     MICROSOFT_AUTHORITY_HOSTS,
@@ -189,6 +187,10 @@ def _certificate_credential(cert: Certificate) -> dict[str, Any]:
         # MSAL sends the chain (x5c) and signs with PS256 / SHA-256 thumbprint: subject-name/issuer auth.
         credential["public_certificate"] = "\n".join(certs)
     else:
+        # Imported here: cryptography's x509 costs 40 ms of CPU at every start, and only this path needs it.
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
         leaf = x509.load_pem_x509_certificate(certs[0].encode("ascii"))
         credential["thumbprint"] = leaf.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's x5t
     return credential

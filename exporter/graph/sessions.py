@@ -9,6 +9,7 @@ so nothing one tenant's answer sets is ever sent for another.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
@@ -57,11 +58,26 @@ def pooled(timeout: float, connections: int, *, retries: int = 0) -> requests.Se
     return session
 
 
+def settled(session: requests.Session, root: str) -> requests.Session:
+    """`session` with the environment's proxy and CA bundle for `root` read once, not on every request.
+
+    requests reads them again for each request (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
+    ~/.netrc): two walks of the whole environment, about 0.5 ms of CPU a request, a tenth of a paging's CPU.
+    Every Graph request goes to the one root, so the answer cannot differ between them. Without trust_env,
+    a ~/.netrc entry for Graph's host can no longer replace the bearer token either.
+    """
+    session.proxies.update(requests.utils.get_environ_proxies(root))
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
+    return session
+
+
 @dataclass(frozen=True)
 class Sessions:
     graph: requests.Session  # GraphClient retries on its own: no retries here
     identity: requests.Session  # MSAL: one retry on a broken connection, as MSAL's own session does
 
     @classmethod
-    def for_pool(cls, timeout: float, concurrency: int) -> Sessions:
-        return cls(pooled(timeout, concurrency), pooled(timeout, concurrency, retries=1))
+    def for_pool(cls, timeout: float, concurrency: int, graph_root: str) -> Sessions:
+        graph = settled(pooled(timeout, concurrency), graph_root)
+        return cls(graph, pooled(timeout, concurrency, retries=1))

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
 
 from exporter.snapshot import Report
 from exporter.sources.details import Tally
+from exporter.sources.records import Record
 
+# Weakest first; the first two are not MFA. Grades none, phone, app, passwordless, phishing_resistant,
+# phishing_resistant.
 _METHODS_BY_STRENGTH = (
     ("email",),
     ("mobilePhone", "email"),
     ("microsoftAuthenticatorPush", "softwareOneTimePasscode"),
+    ("microsoftAuthenticatorPasswordless", "microsoftAuthenticatorPush", "mobilePhone"),
     ("microsoftAuthenticatorPush", "mobilePhone", "windowsHelloForBusiness"),
     ("fido2", "microsoftAuthenticatorPasswordless", "windowsHelloForBusiness"),
 )
+_MFA = 2  # the index of the first MFA method list
 
 
 @dataclass
@@ -30,19 +34,18 @@ class _User:
     sspr: bool
     methods: tuple[str, ...]
 
-    def record(self) -> dict[str, Any]:
-        strong = len(self.methods) > 2
-        return {
-            "userType": self.user_type,
-            "isAdmin": self.admin,
-            "isSsprRegistered": self.sspr,
-            "isSsprEnabled": self.user_type == "member",
-            "isSsprCapable": self.sspr and self.user_type == "member",
-            "isMfaRegistered": self.mfa,
-            "isMfaCapable": self.mfa,
-            "isPasswordlessCapable": "fido2" in self.methods or (strong and "windowsHelloForBusiness" in self.methods),
-            "methodsRegistered": list(self.methods),
-        }
+    def record(self) -> Record:
+        return Record(
+            userType=self.user_type,
+            isAdmin=self.admin,
+            isSsprRegistered=self.sspr,
+            isSsprEnabled=self.user_type == "member",
+            isSsprCapable=self.sspr and self.user_type == "member",
+            isMfaRegistered=self.mfa,
+            isMfaCapable=self.mfa,
+            isPasswordlessCapable=bool({"fido2", "windowsHelloForBusiness"} & set(self.methods)),
+            methodsRegistered=self.methods,
+        )
 
 
 class DemoSource:
@@ -59,15 +62,28 @@ class DemoSource:
         user_type = "guest" if rng.random() < 0.08 else "member"
         admin = None if rng.random() < 0.01 else (user_type == "member" and rng.random() < 0.008)
         mfa = rng.random() < (0.93 if admin else 0.74)
-        methods = rng.choice(_METHODS_BY_STRENGTH[2:] if mfa else _METHODS_BY_STRENGTH[:2])
+        # Admins are asked for stronger methods first, as Conditional Access roll-outs usually go.
+        methods = _METHODS_BY_STRENGTH[self._strength_index(mfa, bool(admin))]
         return _User(user_type, admin, mfa, sspr=mfa or rng.random() < 0.4, methods=methods)
+
+    def _strength_index(self, mfa: bool, admin: bool) -> int:
+        rng = self._rng
+        if not mfa:
+            return rng.randrange(_MFA)
+        weights = (4, 1, 2, 3) if admin else (10, 2, 2, 1)  # app, passwordless, WHfB, FIDO2
+        return _MFA + rng.choices(range(len(weights)), weights)[0]
 
     def fetch(self, deadline: float) -> Report:
         rng = self._rng
-        # The rollout: a few users register MFA each poll; people join and leave; now and then a reset.
+        # The rollout: a few users register MFA, a few move up a class (a passkey, WHfB) each poll; people join
+        # and leave; now and then a reset.
         for user in rng.sample(self._users, 6):
             user.mfa, user.sspr = True, True
-            user.methods = rng.choice(_METHODS_BY_STRENGTH[2:])
+            user.methods = _METHODS_BY_STRENGTH[self._strength_index(True, bool(user.admin))]
+        for user in rng.sample(self._users, 3):
+            if user.mfa:
+                rank = _METHODS_BY_STRENGTH.index(user.methods)
+                user.methods = _METHODS_BY_STRENGTH[min(rank + 1, len(_METHODS_BY_STRENGTH) - 1)]
         for _ in range(rng.randint(0, 3)):
             self._users.pop(rng.randrange(len(self._users)))
         self._users.extend(self._new_user() for _ in range(rng.randint(0, 3)))

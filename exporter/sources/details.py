@@ -2,7 +2,7 @@
 
 One record per enabled user, paged; the only registration report an app-only token can read in every
 cloud. Pages are summed as they arrive and then dropped, so memory does not grow with the tenant, and
-records (which carry names and UPNs) are never kept, logged or used as labels. Only after the last
+the names and UPNs records carry are never even decoded (records.py). Only after the last
 page is a Report built: a failure on any page fails the poll and publishes nothing of it.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from operator import itemgetter
-from typing import Any
 
 from exporter.errors import BadResponse
 from exporter.graph.client import GraphClient
 from exporter.snapshot import Report, Segment
+from exporter.sources.records import Record, decode_page
+from exporter.sources.strength import STRENGTHS, log_unknown, strength_of
 
 PATH = "/v1.0/reports/authenticationMethods/userRegistrationDetails"
 
@@ -44,8 +44,6 @@ KNOWN_METHODS = (
     "windowsHelloForBusiness",
 )
 _ADMIN_LABEL = {True: "true", False: "false", None: "unknown"}
-_FIELDS = ("userType", "isAdmin", *(field for _, field in STATUSES))
-_KIND_OF = itemgetter(*_FIELDS)  # one C call instead of a .get per field; KeyError if one is left out
 
 Progress = Callable[[int, int, float], None]  # pages, users so far, seconds since the poll began
 
@@ -53,37 +51,25 @@ Progress = Callable[[int, int, float], None]  # pages, users so far, seconds sin
 class Tally:
     """Running sums over records.
 
-    Each record adds 1 to one counter keyed by its few relevant fields and its methods, so the per-record
-    work is one C-level read of the fields and one dictionary update; the values are checked once, at the
-    end. The methods are folded into per-method counts at the end, or sooner if many distinct method lists
-    have piled up (`fold_at`), so memory stays bounded whatever the tenant's size.
+    The records arrive typed and validated (records.py), and equal records are equal keys: a page is
+    counted with one C-level Counter update, with no Python code per record. Each distinct record is looked
+    at only when the tally folds (at the end, or sooner if many distinct records have piled up, `fold_at`,
+    so memory stays bounded whatever the tenant's size): that is where the statuses, the methods and the
+    MFA strength class are worked out, once per distinct record instead of once per user.
     """
 
-    fold_at = 4096  # distinct (fields, methods) keys held before they are folded
+    fold_at = 4096  # distinct records held before they are folded
 
     def __init__(self) -> None:
-        self._pending: Counter[tuple[tuple[Any, ...], tuple[Any, ...]]] = Counter()
-        self._kinds: Counter[tuple[Any, ...]] = Counter()
-        self._methods: Counter[Any] = Counter()
+        self._pending: Counter[Record] = Counter()
+        self._users: Counter[tuple[str, str]] = Counter()
+        self._statuses: Counter[tuple[str, str, str]] = Counter()
+        self._strengths: Counter[tuple[str, str, str]] = Counter()
+        self._methods: Counter[str] = Counter()
 
-    def add(self, records: Iterable[Any]) -> None:
-        pending, kind_of, fields = self._pending, _KIND_OF, _FIELDS
-        try:
-            for record in records:
-                try:
-                    kind = kind_of(record)
-                except KeyError:  # a field left out reads as null
-                    kind = tuple(map(record.get, fields))
-                registered = record.get("methodsRegistered")
-                if registered:
-                    if type(registered) is not list:
-                        raise BadResponse(f"methodsRegistered is a {type(registered).__name__}, not a list")
-                    pending[kind, tuple(registered)] += 1
-                else:
-                    pending[kind, ()] += 1
-        except (AttributeError, TypeError):
-            raise BadResponse("a userRegistrationDetails record is not an object of scalar fields") from None
-        if len(pending) > self.fold_at:
+    def add(self, records: Iterable[Record]) -> None:
+        self._pending.update(records)
+        if len(self._pending) > self.fold_at:
             self._fold()
 
     def pending_keys(self) -> int:
@@ -91,28 +77,21 @@ class Tally:
         return len(self._pending)
 
     def _fold(self) -> None:
-        kinds, methods = self._kinds, self._methods
-        for (kind, registered), count in self._pending.items():
-            kinds[kind] += count
-            for method in set(registered):  # a method listed twice is still one user
-                methods[method] += count
+        for record, count in self._pending.items():
+            segment = (_user_type(record.userType), _ADMIN_LABEL[record.isAdmin])
+            self._users[segment] += count
+            for status, field in STATUSES:
+                if getattr(record, field) is True:  # null counts as not registered
+                    self._statuses[(*segment, status)] += count
+            registered = set(record.methodsRegistered or ())  # a method listed twice is still one user
+            for method in registered:
+                self._methods[method] += count
+            self._strengths[(*segment, strength_of(registered))] += count
         self._pending.clear()
 
     def report(self, source: str) -> Report:
         self._fold()
-        users: Counter[tuple[str, str]] = Counter()
-        statuses: Counter[tuple[str, str, str]] = Counter()
-        for (user_type, is_admin, *flags), count in self._kinds.items():
-            segment = (_user_type(user_type), _admin(is_admin))
-            users[segment] += count
-            for (status, field), flag in zip(STATUSES, flags, strict=True):
-                if flag is True:
-                    statuses[(*segment, status)] += count
-                elif flag is not False and flag is not None:  # null counts as not registered
-                    raise BadResponse(f"{field} is {flag!r}, not true or false")
-        for method in self._methods:
-            if not isinstance(method, str) or not method:
-                raise BadResponse(f"methodsRegistered holds {method!r}, not a method name")
+        users, statuses, strengths = self._users, self._statuses, self._strengths
         segments = tuple(
             Segment(u, a, users[(u, a)], tuple(sorted((s, statuses[(u, a, s)]) for s, _ in STATUSES)))
             for u in USER_TYPES
@@ -123,40 +102,22 @@ class Tally:
             totals[status] += count
         methods = Counter(dict.fromkeys(KNOWN_METHODS, 0))
         methods.update(self._methods)
-        return Report(
+        report = Report(
             source=source,
             total_users=sum(users.values()),
             registered=tuple(sorted(totals.items())),
             segments=segments,
             methods=tuple(sorted(methods.items())),
+            strengths=tuple((u, a, s, strengths[(u, a, s)]) for u in USER_TYPES for a in ADMIN for s in STRENGTHS),
         )
+        log_unknown(method for method, _ in report.methods)
+        return report
 
 
-def _user_type(value: Any) -> str:
+def _user_type(value: str | None) -> str:
     if value in ("member", "guest"):
-        return str(value)
-    if value is None or isinstance(value, str):
-        return "unknown"  # unknownFutureValue, and whatever Graph adds next
-    raise BadResponse(f"userType is {value!r}, not a string")
-
-
-def _admin(value: Any) -> str:
-    if value is True or value is False or value is None:
-        return _ADMIN_LABEL[value]
-    raise BadResponse(f"isAdmin is {value!r}, not true, false or null")
-
-
-def parse_page(payload: Any) -> tuple[list[Any], str | None]:
-    """A page's records and its next link (None on the last page)."""
-    if not isinstance(payload, dict):
-        raise BadResponse(f"expected a JSON object, got {type(payload).__name__}")
-    records = payload.get("value")
-    if not isinstance(records, list):
-        raise BadResponse("the page has no `value` list")
-    next_link = payload.get("@odata.nextLink")
-    if next_link is not None and (not isinstance(next_link, str) or not next_link):
-        raise BadResponse(f"@odata.nextLink is {next_link!r}, not a URL")
-    return records, next_link
+        return value
+    return "unknown"  # null, unknownFutureValue, and whatever Graph adds next
 
 
 class DetailsSource:
@@ -180,12 +141,13 @@ class DetailsSource:
             if pages == self._max_pages:
                 raise BadResponse(f"the report runs past --graph.max-pages={self._max_pages} pages")
             seen.add(url)
-            # Follow the next link verbatim (it carries Graph's $skiptoken), but never off the Graph root.
-            records, url = parse_page(self._graph.get_json(url, deadline, numbers_as_text=True))
-            tally.add(records)
+            page = decode_page(self._graph.get(url, deadline))
+            tally.add(page.value)
             pages += 1
-            users += len(records)
-            del records  # the page's personal data goes now, before the next page is fetched
+            users += len(page.value)
+            # Follow the next link verbatim (it carries Graph's $skiptoken), but never off the Graph root.
+            url = page.next_link
+            del page  # the page goes now, before the next one is fetched
             if self._progress:
                 self._progress(pages, users, time.monotonic() - started)
         return tally.report(self.name)

@@ -177,9 +177,7 @@ def _admins_mfa(report: Report | None) -> float | None:
 
 
 def _phishing_resistant(report: Report | None) -> float | None:
-    # Reports that know the MFA strength classes answer this; until then (and for the legacy report) none does.
-    share = getattr(report, "phishing_resistant_share", None)
-    return share() if callable(share) else None
+    return report.phishing_resistant_share() if report else None
 
 
 def _percent(share: float | None) -> str:

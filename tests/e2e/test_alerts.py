@@ -162,3 +162,59 @@ def test_stale_data_reaches_alertmanager_silenced_by_the_failing_polls_that_expl
         (stale,) = stack.alertmanager_alerts("EntraCredentialDataStale")
         assert stale["status"]["state"] == "suppressed"
         assert stale["status"]["inhibitedBy"] == [failing["fingerprint"]]
+
+
+def test_admins_who_could_still_be_phished_and_a_phishing_resistant_drop_reach_alertmanager(
+    graph: AlwaysFailingGraph, tmp_path: Path
+) -> None:
+    # The fake's 25 admins: 4 have a FIDO2 key (301, 1001, 1701, 2401); every 7th of its 2,500 users has one.
+    admins = [u for u in graph.users if u["isAdmin"] is True]
+    phishable = [u for u in admins if "fido2" not in u["methodsRegistered"]]
+    assert (len(admins), len(phishable)) == (25, 21)
+    allowance = {"EntraAdminsWithoutPhishingResistantMFA": ("> 0", "> 18")}  # 18 admins may still be phishable
+    flags = ("--source", "details", "--graph.rate-limit", "off")
+    with polled_and_monitored(graph, tmp_path, *flags, thresholds=allowance) as stack:
+        alert = stack.wait_for_alert("EntraAdminsWithoutPhishingResistantMFA", TENANT)
+        assert alert["labels"] == {
+            "alertname": "EntraAdminsWithoutPhishingResistantMFA",
+            "severity": "warning",
+            "tenant": TENANT,
+        }
+        assert alert["annotations"]["summary"] == f"21 admins of tenant {TENANT} have no phishing-resistant MFA method"
+        assert alert["annotations"]["description"].endswith(" 16% of its admins have one.")
+        share = stack.query(f'tenant:credential_phishing_resistant_users:ratio{{tenant="{TENANT}"}}')
+        assert float(share[0]["value"][1]) == pytest.approx(358 / 2500)
+
+        # Three admins register a passkey: 18 are left, within the allowance, and the alert resolves.
+        for user in phishable[:3]:
+            user["methodsRegistered"] = [*user["methodsRegistered"], "passKeyDeviceBound"]
+        wait_until(
+            "18 admins without phishing-resistant MFA",
+            lambda: stack.query(
+                f'tenant:credential_admins_without_phishing_resistant_mfa:count{{tenant="{TENANT}"}} == 18'
+            ),
+            30,
+            stack.logs,
+        )
+        wait_until(
+            "the alert resolved",
+            lambda: stack.prometheus_alerts("EntraAdminsWithoutPhishingResistantMFA") == [],
+            30,
+            stack.logs,
+        )
+
+        # Every key and passkey is removed: the share drops from 14.44% to 0.
+        for user in graph.users:
+            user["methodsRegistered"] = [
+                m for m in user["methodsRegistered"] if m not in ("fido2", "passKeyDeviceBound")
+            ]
+        drop = stack.wait_for_alert("EntraPhishingResistantShareDropped", TENANT)
+        assert drop["labels"]["severity"] == "warning"
+        assert drop["annotations"]["summary"] == (
+            f"Phishing-resistant MFA of tenant {TENANT} dropped by more than 5 percentage points in 24 h, to 0%"
+        )
+        assert drop["annotations"]["description"].startswith(
+            f"14.44% of the users of tenant {TENANT} had a phishing-resistant MFA method at the highest point of"
+            " the last 24 hours; now 0% do."
+        )
+        assert drop["annotations"]["runbook_url"].endswith("docs/runbook.md#entraphishingresistantsharedropped")
