@@ -26,6 +26,19 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]
     graph.close()
 
 
+@pytest.fixture
+def stranger(tmp_path: Path, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
+    """A second fake on another port (another origin), trusted like the first: a host that must see nothing."""
+    directory = tmp_path / "stranger"
+    directory.mkdir()
+    other = FakeGraph(directory)
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(fake.ca_path.read_bytes() + other.ca_path.read_bytes())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    yield other
+    other.close()
+
+
 def make_exporter(fake: FakeGraph, env: dict[str, str] | None = None, **flags: object) -> Exporter:
     """An exporter configured the way a user would configure it, pointed at the fake."""
     options: dict[str, object] = {"graph_endpoint": fake.url, "poll_interval": "1m", "poll_timeout": "20s"}

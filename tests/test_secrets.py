@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,21 +32,8 @@ from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault, graph_error
 from tests.test_cli import free_port, wait_for
 
 
-@pytest.fixture
-def stranger(tmp_path: Path, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
-    """A second fake on another port (another origin), trusted like the first: a host that must see nothing."""
-    directory = tmp_path / "stranger"
-    directory.mkdir()
-    other = FakeGraph(directory)
-    bundle = tmp_path / "bundle.pem"
-    bundle.write_bytes(fake.ca_path.read_bytes() + other.ca_path.read_bytes())
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    yield other
-    other.close()
-
-
-def graph_client(fake: FakeGraph) -> GraphClient:
-    exporter = make_exporter(fake)
+def graph_client(fake: FakeGraph, **flags: object) -> GraphClient:
+    exporter = make_exporter(fake, **flags)
     stop = threading.Event()
     return GraphClient(
         root=exporter.config.graph_root,
