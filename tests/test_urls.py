@@ -11,6 +11,7 @@ import time
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
+import msal
 import pytest
 import requests
 from hypothesis import example, given, settings
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
 from exporter.errors import BadResponse, PollError
+from exporter.graph.credentials import managed_identity_origin
 from exporter.graph.urls import CredentialOrigin
 from tests.conftest import make_exporter, value
 from tests.fakegraph import DETAILS_PATH, LEGACY_PATH, MSI_HEADER, MSI_PATH, FakeGraph, Fault
@@ -159,6 +161,7 @@ def test_any_url_that_would_reach_another_host_port_or_path_is_refused(root: str
             assert origin.refusal(candidate), f"{candidate!r} reaches {reached}, outside {root}"
 
 
+IMDS = "http://169.254.169.254/metadata/identity/oauth2/token"
 NEXT_LINK = (
     "https://graph.microsoft.com/v1.0/reports/authenticationMethods/userRegistrationDetails"
     "?$top=999&$skiptoken=RFNwdAIAAQAAACA6dXNlcjE%3D"
@@ -177,10 +180,11 @@ NEXT_LINK = (
         ("https://host.example/graph", "https://host.example/graph/v1.0/x?$filter=isAdmin%20eq%20true"),
         ("https://login.microsoftonline.com", "https://login.microsoftonline.com/t/oauth2/v2.0/token"),
         ("https://[::1]:8443", "https://[::1]:8443/t/v2.0/.well-known/openid-configuration"),
+        (IMDS, "http://169.254.169.254:80/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x"),
     ],
 )
 def test_a_plain_url_under_the_origin_may_carry_the_credential(root: str, url: str) -> None:
-    assert CredentialOrigin(root, "the origin").refusal(url) is None
+    assert CredentialOrigin(root, "the origin", allow_http=root.startswith("http:")).refusal(url) is None
 
 
 @pytest.mark.parametrize(
@@ -272,6 +276,41 @@ def managed_identity(monkeypatch: pytest.MonkeyPatch, fake: FakeGraph) -> dict[s
     return {"AZURE_TENANT_ID": fake.tenant_id}
 
 
+MANAGED_IDENTITY_VARIABLES = (
+    *("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT", "MSI_ENDPOINT"),
+    *("MSI_SECRET", "AZURE_POD_IDENTITY_AUTHORITY_HOST"),
+)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},  # a VM: IMDS
+        {"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://10.0.0.7:2579/"},
+        {"IDENTITY_ENDPOINT": "http://localhost:4141/MSI/token/", "IDENTITY_HEADER": "h"},  # App Service
+        {"MSI_ENDPOINT": "http://127.0.0.1:46808/msi/token", "MSI_SECRET": "s"},  # Azure ML
+        {"IDENTITY_ENDPOINT": "http://localhost:40342/metadata/identity/oauth2/token", "IMDS_ENDPOINT": "x"},  # Arc
+        {"MSI_ENDPOINT": "http://localhost:50342/oauth2/token"},  # Cloud Shell: MSAL asks IMDS
+        {  # Azure ML comes before Arc
+            **{"MSI_ENDPOINT": "http://127.0.0.1:46808/msi/token", "MSI_SECRET": "s"},
+            **{"IDENTITY_ENDPOINT": "http://localhost:40342/metadata/identity/oauth2/token", "IMDS_ENDPOINT": "x"},
+        },
+    ],
+)
+def test_the_managed_identity_endpoint_is_the_one_msal_asks(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, text in env.items():
+        monkeypatch.setenv(name, text)
+    client = msal.ManagedIdentityClient(msal.SystemAssignedManagedIdentity(), http_client=_transport)
+    with pytest.raises(_Stop) as stop:  # MSAL's first request, stopped before it is sent
+        client.acquire_token_for_client(resource="https://graph.microsoft.com")
+    origin = managed_identity_origin(env)
+    assert origin.refusal(stop.value.reached.url) is None, (origin.root, stop.value.reached.url)
+
+
 def test_a_managed_identity_endpoint_with_a_backslash_is_never_asked(
     fake: FakeGraph, stranger: FakeGraph, managed_identity: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -282,6 +321,19 @@ def test_a_managed_identity_endpoint_with_a_backslash_is_never_asked(
     assert status.last_reason == "auth"
     assert "managed identity endpoint" in (status.last_detail or "")
     assert stranger.seen == [] and fake.seen == []
+
+
+def test_a_service_fabric_endpoint_with_a_backslash_is_never_connected_to(
+    fake: FakeGraph, stranger: FakeGraph, managed_identity: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # For Service Fabric MSAL makes a session of its own (pinning the server's certificate), outside ours.
+    monkeypatch.setenv("IDENTITY_ENDPOINT", backslash_trick(stranger, fake) + MSI_PATH)
+    monkeypatch.setenv("IDENTITY_SERVER_THUMBPRINT", "00" * 20)
+    exporter = make_exporter(fake, env=managed_identity, auth="managed-identity")
+    (status,) = exporter.poller.poll_round()
+    assert not status.up
+    assert status.last_reason == "auth"
+    assert stranger.connections == 0 and fake.connections == 0
 
 
 def test_a_redirect_from_the_managed_identity_endpoint_is_not_followed_with_its_secret(

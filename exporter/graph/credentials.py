@@ -177,7 +177,12 @@ def _tenant_session(timeout: float, shared: requests.Session | None, trusted: Cr
     return session
 
 
-def managed_identity_endpoint(env: Mapping[str, str]) -> str:
+def managed_identity_origin(env: Mapping[str, str]) -> CredentialOrigin:
+    """Where MSAL's managed identity client sends its requests (plain http for the local endpoints)."""
+    return CredentialOrigin(_managed_identity_endpoint(env), "the managed identity endpoint", allow_http=True)
+
+
+def _managed_identity_endpoint(env: Mapping[str, str]) -> str:
     """The endpoint MSAL's managed identity client asks, found the way it finds it (in the order of
     msal.managed_identity._obtain_token): Service Fabric, App Service, Azure ML, Azure Arc, else a VM's IMDS."""
     if "IDENTITY_ENDPOINT" in env and "IDENTITY_HEADER" in env:
@@ -204,13 +209,12 @@ def token_provider(tenant: Tenant, config: Config, http: requests.Session | None
             if cred.client_id
             else msal.SystemAssignedManagedIdentity()
         )
-        endpoint = managed_identity_endpoint(os.environ)
-        trusted = CredentialOrigin(endpoint, "the managed identity endpoint", allow_http=True)
+        trusted = managed_identity_origin(os.environ)
         mi_session = _tenant_session(config.http_timeout, http, trusted)
 
         def managed_identity_client() -> Any:
             # Service Fabric's requests go through a session MSAL makes of its own: check its endpoint here.
-            refusal = trusted.refusal(endpoint)
+            refusal = trusted.refusal(trusted.root)
             if refusal:
                 raise RefusedURL(refusal)
             return msal.ManagedIdentityClient(identity, http_client=mi_session)

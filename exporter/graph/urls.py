@@ -87,12 +87,13 @@ def _path(url: str) -> str:
 
 def _target(url: str) -> tuple[str, str, int] | None:
     """(scheme, host, port) that requests connects to for `url`: it prepares the URL with urllib3's parser,
-    then picks the connection by the prepared URL's host and port (requests.adapters)."""
+    then picks the connection by the prepared URL's host and port (requests.adapters). urlsplit lowercases
+    the host."""
     prepared = requests.PreparedRequest()
     try:
         prepared.prepare_url(url, None)
         parts = urlsplit(prepared.url or "")
-        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+        scheme, host, port = parts.scheme.lower(), parts.hostname or "", parts.port
     except (requests.RequestException, ValueError):
         return None
     if not host or scheme not in _DEFAULT_PORTS:
