@@ -195,12 +195,14 @@ def test_a_plain_url_under_the_origin_may_carry_the_credential(root: str, url: s
         ("https://host.example/", "outside the path /graph/"),
         ("https://host.example:8443/graph/x", "goes to https://host.example:8443"),
         ("https://other.example/graph/x", "goes to https://other.example:443"),
-        ("http://host.example/graph/x", "is not https"),
-        ("https://evil.example\\@host.example/graph/x", "backslash"),
+        ("http://host.example/graph/x", "goes to http://host.example:80"),
+        ("https://evil.example\\@host.example/graph/x", "goes to https://evil.example:443"),
+        ("https://host.example/graph\\..\\other", "backslash"),
         ("https://user@host.example/graph/x", "not a plain URL"),
         ("https://host%2eexample/graph/x", "not a plain URL"),
         ("https://host.example/graph/x#frag", "not a plain URL"),
         ("https://host.example:0443/graph/x", "not a plain URL"),
+        ("https://host.example:99999/graph/x", "cannot be read by the HTTP client"),
         ("https://host.example/graph/x\r\nHost: evil", "whitespace, a control character"),
         ("https://host\uff0eexample/graph/x", "non-ASCII"),
         ("https://host.example/graph/../other", "dot segment"),
@@ -216,6 +218,8 @@ def test_an_origin_that_is_not_plain_refuses_everything() -> None:
     origin = CredentialOrigin("https://evil.example\\@host.example", "the authority")
     assert "itself not a plain URL" in (origin.refusal("https://host.example/t/oauth2/v2.0/token") or "")
     assert origin.refusal("https://evil.example/t/oauth2/v2.0/token")
+    plain_http = CredentialOrigin("http://graph.example", "the Graph root")  # only a managed identity may use http
+    assert "is itself not a plain URL: is not https" in (plain_http.refusal("http://graph.example/v1.0/x") or "")
 
 
 # --- end to end: nothing reaches the attacker, the poll fails with its reason, the last good numbers stay -----
@@ -258,14 +262,27 @@ def test_a_next_link_with_a_backslash_gets_no_token_and_fails_the_poll_as_a_bad_
 def test_a_token_endpoint_with_a_backslash_never_receives_the_client_secret(
     fake: FakeGraph, stranger: FakeGraph
 ) -> None:
-    fake.token_endpoint_origin = backslash_trick(stranger, fake)  # what the OIDC discovery document names
     exporter = make_exporter(fake)
+    tenant = fake.tenant_id
+    (status,) = exporter.poller.poll_round()
+    assert status.up, status.last_detail
+    tokens_before = fake.token_requests
+
+    # The identity platform turns hostile: its discovery document names the attacker, spelt so that
+    # urllib.parse reads the authority; Graph refuses the token in hand, so MSAL discovers again.
+    fake.token_endpoint_origin = backslash_trick(stranger, fake)
+    fake.revoke_tokens()
     (status,) = exporter.poller.poll_round()
     assert not status.up
     assert status.last_reason == "auth"
     assert "outside the authority" in (status.last_detail or "")
     assert stranger.seen == []
-    assert fake.token_requests == 0  # the secret went nowhere: the request was refused before it was sent
+    assert fake.token_requests == tokens_before  # the secret went nowhere: refused before it was sent
+    assert value(exporter, "tenant_total_users", tenant=tenant) == 23123  # the last good number stays
+
+    fake.token_endpoint_origin = None  # the platform answers well again
+    (status,) = exporter.poller.poll_round()
+    assert status.up, status.last_detail
 
 
 @pytest.fixture

@@ -79,7 +79,9 @@ class MsalTokens:
                     raise PollError("auth", f"the identity platform answered HTTP {status}", status=status) from None
                 raise self._unavailable(status) from None
             except RefusedURL as exc:
-                # Discovery (or the environment) named an endpoint elsewhere: nothing was sent there.
+                # Discovery (or the environment) named an endpoint elsewhere: nothing was sent there. The app
+                # has learnt that endpoint: a fresh one discovers again at the next poll.
+                self._app = None
                 raise PollError("auth", str(exc)) from None
             except requests.Timeout:
                 raise PollError("timeout", "the identity platform did not answer in time") from None

@@ -50,12 +50,12 @@ class CredentialOrigin:
         if self._broken:
             return f"{self.name} {self.root!r} is itself not a plain URL: {self._broken}"
         shown = repr(url[:120])
+        target = _target(url)
+        if target is not None and target != self._target:  # said first: it is what an operator needs to know
+            return f"{shown} goes to {_show(target)}, not to {self.name} {_show(self._target)}"
         problem = self._not_plain(url)
         if problem:
             return f"{shown} {problem}"
-        target = _target(url)
-        if target != self._target:
-            return f"{shown} goes to {_show(target)}, not to {self.name} {_show(self._target)}"
         path = _path(url)
         if not (path == self._prefix or path.startswith(self._prefix + "/")):
             return f"{shown} is outside the path {self._prefix}/ of {self.name}"
@@ -102,4 +102,4 @@ def _target(url: str) -> tuple[str, str, int] | None:
 
 
 def _show(target: tuple[str, str, int] | None) -> str:
-    return f"{target[0]}://{target[1]}:{target[2]}" if target else "nowhere"
+    return f"{target[0]}://{target[1]}:{target[2]}" if target else "?"
