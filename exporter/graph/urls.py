@@ -40,8 +40,9 @@ class CredentialOrigin:
         self.root = root
         self.name = name
         self._schemes = ("https", "http") if allow_http else ("https",)
-        self._broken = self._not_plain(root)
-        self._target = None if self._broken else _target(root)
+        target = _target(root)
+        self._broken = self._not_plain(root, target)
+        self._target = None if self._broken else target
         self._prefix = _path(root).rstrip("/")
 
     def refusal(self, url: str) -> str | None:
@@ -53,7 +54,7 @@ class CredentialOrigin:
         target = _target(url)
         if target is not None and target != self._target:  # said first: it is what an operator needs to know
             return f"{shown} goes to {_show(target)}, not to {self.name} {_show(self._target)}"
-        problem = self._not_plain(url)
+        problem = self._not_plain(url, target)
         if problem:
             return f"{shown} {problem}"
         path = _path(url)
@@ -61,7 +62,7 @@ class CredentialOrigin:
             return f"{shown} is outside the path {self._prefix}/ of {self.name}"
         return None
 
-    def _not_plain(self, url: str) -> str | None:
+    def _not_plain(self, url: str, target: tuple[str, str, int] | None) -> str | None:
         if not all("!" <= c <= "~" for c in url):
             return "holds whitespace, a control character or a non-ASCII character"
         if "\\" in url:
@@ -74,7 +75,7 @@ class CredentialOrigin:
         path = _path(url)
         if _ENCODED_DOT_OR_SLASH.search(path) or any(s in (".", "..") for s in path.split("/")):
             return "has a dot segment or an escaped dot, slash or backslash in its path"
-        if _target(url) is None:
+        if target is None:
             return "cannot be read by the HTTP client"
         return None
 
