@@ -121,8 +121,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     rss_start = rss_bytes()
     from exporter.app import Exporter
-    from exporter.cli import load_config
-    from exporter.config import Flags
+    from exporter.config import read_config
     from exporter.snapshot import TenantStatus
 
     tenants = spec["tenants"]
@@ -138,16 +137,15 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         for i in range(tenants)
     ]
     config_path.write_text(yaml.safe_dump({"source": "legacy", "tenants": entries}))
-    flags = Flags(
-        config_file=str(config_path),
-        graph_endpoint=spec["url"],
-        poll_concurrency=spec["concurrency"],
-        global_rate_limit=spec["global_rate_limit"],
-    )
+    given = {
+        "config_file": str(config_path),
+        "graph_endpoint": spec["url"],
+        "poll_concurrency": spec["concurrency"],
+        "global_rate_limit": spec["global_rate_limit"],
+    }
     env = {SECRET_ENV: spec["secret"], "AZURE_AUTHORITY_HOST": spec["url"]}
-    explicit = frozenset({"graph_endpoint", "poll_concurrency", "global_rate_limit"})
     rss_imported = rss_bytes()
-    exporter = Exporter(load_config(flags, explicit, env))
+    exporter = Exporter(read_config(given, env))
     rss_built = rss_bytes()
     result: dict[str, Any] = dict(spec)
     for name in ("cold", "warm"):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import requests
 from prometheus_client import CollectorRegistry
 
-from exporter.collector import RegistrationCollector
+from exporter.collector import Part, RegistrationCollector
 from exporter.config import Config, Demo, Tenant
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import token_provider
@@ -20,9 +20,9 @@ from exporter.reloading import Reloaded, adopt, restart_needed, with_tenants_of
 from exporter.sources import Source
 from exporter.sources.auto import AutoSource
 from exporter.sources.demo import DemoSource
-from exporter.sources.details import DetailsSource, Progress
+from exporter.sources.details import DetailsSource
 from exporter.sources.legacy import LegacySource
-from exporter.telemetry import TenantCounters
+from exporter.telemetry import TenantCounters, runtime_collectors
 
 # Told of each page of the details report: tenant, pages, users so far, seconds since the poll began.
 ProgressReporter = Callable[[str, int, int, float], None]
@@ -57,12 +57,11 @@ def build_job(
         session=shared.sessions.graph if shared else requests.Session(),
     )
     legacy = LegacySource(graph)
-    on_page: Progress | None = None
-    if progress is not None:
-        report_progress = progress
 
-        def on_page(pages: int, users: int, elapsed: float) -> None:
-            report_progress(tenant.name, pages, users, elapsed)
+    def on_page(pages: int, users: int, elapsed: float) -> None:
+        counters.paging = (pages, users)  # for the status page
+        if progress is not None:
+            progress(tenant.name, pages, users, elapsed)
 
     details = DetailsSource(graph, page_size=config.page_size, max_pages=config.max_pages, progress=on_page)
     source: Source = AutoSource(legacy, details, tenant.name)
@@ -96,8 +95,13 @@ class Exporter:
             concurrency=config.poll_concurrency,
             stop=self.stop,
         )
+        registration = RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text)
+        runtime = runtime_collectors()
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text))
+        for collector in (registration, *runtime):
+            self.registry.register(collector)
+        # The same series in parts, for the cache of /metrics; the process metrics change at every scrape.
+        self.parts = (*registration.parts(), Part(lambda: [m for c in runtime for m in c.collect()], None))
 
     def _build(self, tenant: Tenant) -> TenantJob:
         return build_job(tenant, self.config, self.stop, self._progress, self.shared)

@@ -12,7 +12,9 @@ Sample output (one tenant, legacy report):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import os
+import platform
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -20,6 +22,11 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.errors import REASONS
 from exporter.poller import TenantJob
+from exporter.telemetry import STATUS_CHANGES, TRAFFIC_CHANGES, Changes
+
+# The git commit the image was built from: the Dockerfile bakes its REVISION build argument into the
+# environment. A checkout installed with pip has none.
+REVISION = os.environ.get("ENTRA_CREDENTIAL_EXPORTER_REVISION") or "unknown"
 
 
 class RegistrationCollector(Collector):
@@ -31,6 +38,19 @@ class RegistrationCollector(Collector):
         return iter(())  # the series depend on the tenants: let the registry call collect() instead
 
     def collect(self) -> Iterator[Metric]:
+        for part in self.parts():
+            yield from part.collect()
+
+    def parts(self) -> tuple[Part, ...]:
+        """The exposition in order, cut where what changes when differs: the statuses change when a poll ends,
+        the Graph traffic with every request, so a cache can render each part only when it has changed."""
+        return (
+            Part(self._statuses, STATUS_CHANGES),
+            Part(self._traffic, TRAFFIC_CHANGES),
+            Part(self._sources, STATUS_CHANGES),
+        )
+
+    def _statuses(self) -> Iterator[Metric]:
         polled = self._polled
         total = GaugeMetricFamily(
             "tenant_total_users", f"Users with an enabled account in the tenant. {polled}", labels=["tenant"]
@@ -72,6 +92,30 @@ class RegistrationCollector(Collector):
         errors = CounterMetricFamily(
             "credential_exporter_poll_errors", "Failed polls, by reason.", labels=["tenant", "reason"]
         )
+        for job in self._jobs():
+            status, name = job.status, job.name
+            up.add_metric([name], 1.0 if status.up else 0.0)
+            last_success.add_metric([name], status.last_success or 0.0)
+            if status.last_duration is not None:
+                duration.add_metric([name], status.last_duration)
+            failed = job.counters.view().errors
+            for reason in sorted(set(REASONS) | set(failed)):
+                errors.add_metric([name, reason], failed.get(reason, 0))
+            report = status.report
+            if report is None:
+                continue
+            total.add_metric([name], report.total_users)
+            for state, value in report.registered:
+                registered.add_metric([name, state], value)
+            for segment in report.segments:
+                segment_users.add_metric([name, segment.user_type, segment.admin], segment.users)
+                for state, value in segment.registered:
+                    segment_registered.add_metric([name, segment.user_type, segment.admin, state], value)
+            for method, value in report.methods:
+                methods.add_metric([name, method], value)
+        yield from (total, registered, segment_users, segment_registered, methods, up, last_success, duration, errors)
+
+    def _traffic(self) -> Iterator[Metric]:
         requests_ = CounterMetricFamily(
             "credential_exporter_graph_requests",
             "HTTP requests sent to Microsoft Graph, by the status code of the answer.",
@@ -87,54 +131,39 @@ class RegistrationCollector(Collector):
             "Time spent waiting before requests to Graph, for its Retry-After and for our own pacing.",
             labels=["tenant"],
         )
+        for job in self._jobs():
+            counters, name = job.counters.view(), job.name
+            for code, value in sorted(counters.requests.items()):
+                requests_.add_metric([name, code], value)
+            for reason, value in sorted(counters.retries.items()):
+                retries.add_metric([name, reason], value)
+            throttled.add_metric([name], counters.throttled_seconds)
+        yield from (requests_, retries, throttled)
+
+    def _sources(self) -> Iterator[Metric]:
         source = GaugeMetricFamily(
             "credential_exporter_source_info",
             "Which Graph report produced the tenant's data (legacy, details or demo).",
             labels=["tenant", "source"],
         )
         for job in self._jobs():
-            status, counters, name = job.status, job.counters.view(), job.name
-            up.add_metric([name], 1.0 if status.up else 0.0)
-            last_success.add_metric([name], status.last_success or 0.0)
-            if status.last_duration is not None:
-                duration.add_metric([name], status.last_duration)
-            for reason in sorted(set(REASONS) | set(counters.errors)):
-                errors.add_metric([name, reason], counters.errors.get(reason, 0))
-            for code, value in sorted(counters.requests.items()):
-                requests_.add_metric([name, code], value)
-            for reason, value in sorted(counters.retries.items()):
-                retries.add_metric([name, reason], value)
-            throttled.add_metric([name], counters.throttled_seconds)
-            report = status.report
-            if report is None:
-                continue
-            source.add_metric([name, report.source], 1.0)
-            total.add_metric([name], report.total_users)
-            for state, value in report.registered:
-                registered.add_metric([name, state], value)
-            for segment in report.segments:
-                segment_users.add_metric([name, segment.user_type, segment.admin], segment.users)
-                for state, value in segment.registered:
-                    segment_registered.add_metric([name, segment.user_type, segment.admin, state], value)
-            for method, value in report.methods:
-                methods.add_metric([name, method], value)
+            if job.status.report is not None:
+                source.add_metric([job.name, job.status.report.source], 1.0)
         build = GaugeMetricFamily(
-            "credential_exporter_build_info", "The exporter's version; always 1.", labels=["version"]
+            "credential_exporter_build_info",
+            "The exporter's version, git revision and Python version; always 1.",
+            labels=["version", "revision", "python_version"],
         )
-        build.add_metric([__version__], 1.0)
-        yield from (
-            total,
-            registered,
-            segment_users,
-            segment_registered,
-            methods,
-            up,
-            last_success,
-            duration,
-            errors,
-            requests_,
-            retries,
-            throttled,
-            source,
-            build,
-        )
+        build.add_metric([__version__, REVISION, platform.python_version()], 1.0)
+        yield from (source, build)
+
+
+class Part(Collector):
+    """Some of the exposition's families, and what moves when they change (None: they may change at any time)."""
+
+    def __init__(self, families: Callable[[], Iterable[Metric]], changes: Changes | None) -> None:
+        self._families = families
+        self.changes = changes
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families()

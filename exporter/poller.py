@@ -7,6 +7,7 @@ report, counts the error by reason and writes one log line.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from exporter.errors import PollError
 from exporter.snapshot import TenantStatus
 from exporter.sources import Source
-from exporter.telemetry import TenantCounters
+from exporter.telemetry import STATUS_CHANGES, TRAFFIC_CHANGES, TenantCounters
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class TenantJob:
     def poll(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> TenantStatus:
         started = clock()
         old = self.status
+        self.counters.paging = (0, 0)
         try:
             report = self.source.fetch(deadline=started + timeout)
         except PollError as exc:
@@ -43,8 +45,10 @@ class TenantJob:
             new = self._failed(old, "internal", f"{type(exc).__name__}: {exc}", clock() - started)
             log.exception("poll failed with an internal error", extra={"kv": {"tenant": self.name}})
         else:
-            duration = clock() - started
-            new = TenantStatus(report=report, polled=True, up=True, last_success=time.time(), last_duration=duration)
+            duration, ended = clock() - started, time.time()
+            new = TenantStatus(
+                report=report, polled=True, up=True, last_success=ended, last_attempt=ended, last_duration=duration
+            )
             level = logging.INFO if old.polled and not old.up else logging.DEBUG
             log.log(
                 level,
@@ -59,11 +63,21 @@ class TenantJob:
                 },
             )
         self.status = new
+        STATUS_CHANGES.changed()
+        self.counters.paging = None
         return new
 
     def _failed(self, old: TenantStatus, reason: str, detail: str, duration: float) -> TenantStatus:
         self.counters.count_error(reason)
-        return replace(old, polled=True, up=False, last_duration=duration, last_reason=reason, last_detail=detail)
+        return replace(
+            old,
+            polled=True,
+            up=False,
+            last_attempt=time.time(),
+            last_duration=duration,
+            last_reason=reason,
+            last_detail=detail,
+        )
 
 
 class Poller:
@@ -92,7 +106,12 @@ class Poller:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # tenants whose poll is queued or running
-        self._due: dict[str, float] = {}  # tenant -> when its next poll is due (monotonic); scheduler only
+        # The schedule, the scheduler thread's alone: each event costs O(log n), not a walk over every tenant.
+        self._due: dict[str, float] = {}  # tenant -> when its next poll is due (monotonic)
+        self._heap: list[tuple[float, str]] = []  # (due, tenant); an entry whose due is not _due's is stale
+        self._by_name: dict[str, TenantJob] = {}
+        self._scheduled: tuple[TenantJob, ...] = ()  # the tenant list the schedule was built for
+        self._unpolled: set[int] = set()  # id() of the jobs whose first poll has not ended, until the first round
         self._thread: threading.Thread | None = None
         self.first_round_done = threading.Event()
 
@@ -107,37 +126,56 @@ class Poller:
         """Swap the tenant list in one assignment (a scrape sees the old list or the new one); new tenants are
         polled at once, removed ones are no longer scheduled (a poll of theirs that is running just ends)."""
         self.jobs = tuple(jobs)
+        STATUS_CHANGES.changed()
+        TRAFFIC_CHANGES.changed()
         self._wake.set()
 
     def run(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
             next_due = self._schedule(now)
-            if not self.first_round_done.is_set() and all(job.status.polled for job in self.jobs):
-                self.first_round_done.set()
+            if not self.first_round_done.is_set():
+                with self._lock:
+                    done = not self._unpolled
+                if done:
+                    self.first_round_done.set()
             self._wake.wait(max(0.0, next_due - now))
             self._wake.clear()
 
+    def _adopt(self, now: float) -> None:
+        """Bring the schedule to the current tenant list: O(n), once per list (at start and at each reload)."""
+        jobs = self.jobs
+        self._by_name = {job.name: job for job in jobs}
+        for name in [name for name in self._due if name not in self._by_name]:
+            del self._due[name]  # its heap entry is stale now
+        for name in self._by_name:
+            if name not in self._due:
+                self._due[name] = now
+                heapq.heappush(self._heap, (now, name))
+        with self._lock:
+            self._unpolled = {id(job) for job in jobs if not job.status.polled}
+        self._scheduled = jobs
+
     def _schedule(self, now: float) -> float:
         """Hand every due tenant to the pool; return when the next one is due."""
-        jobs = self.jobs
-        current = {job.name for job in jobs}
-        for name in [name for name in self._due if name not in current]:
-            del self._due[name]
+        if self._scheduled is not self.jobs:
+            self._adopt(now)
+        heap, due_of = self._heap, self._due
         skipped: list[str] = []
-        for job in jobs:
-            due = self._due.setdefault(job.name, now)
-            if due > now:
-                continue
+        while heap and heap[0][0] <= now:
+            due, name = heapq.heappop(heap)
+            if due_of.get(name) != due:
+                continue  # a removed tenant's, or superseded
             # The tenant's next tick on its own cadence, past any it has missed.
-            self._due[job.name] = due + (int((now - due) // self._interval) + 1) * self._interval
+            due_of[name] = due + (int((now - due) // self._interval) + 1) * self._interval
+            heapq.heappush(heap, (due_of[name], name))
             with self._lock:
-                busy = job.name in self._busy
-                self._busy.add(job.name)
+                busy = name in self._busy
+                self._busy.add(name)
             if busy:
-                skipped.append(job.name)
+                skipped.append(name)
             elif not self._stop.is_set():  # the pool refuses work once close() has shut it down
-                self._pool.submit(self._poll, job)
+                self._pool.submit(self._poll, self._by_name[name])
         if skipped:
             log.warning(
                 "polls still queued or running at their next tick; those tenants skip it",
@@ -149,7 +187,11 @@ class Poller:
                     }
                 },
             )
-        return min(self._due.values(), default=now + self._interval)
+        return heap[0][0] if heap else now + self._interval
+
+    def next_due(self, tenant: str) -> float | None:
+        """When the tenant's next poll is due (monotonic clock), None before the scheduler first saw it."""
+        return self._due.get(tenant)
 
     def _poll(self, job: TenantJob) -> None:
         try:
@@ -157,6 +199,7 @@ class Poller:
         finally:
             with self._lock:
                 self._busy.discard(job.name)
+                self._unpolled.discard(id(job))
             if not self.first_round_done.is_set():
                 self._wake.set()  # the scheduler checks whether the first round is complete
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
-from exporter.config import Config, Tenant
+from exporter.config import Config, Tenant, changed_options
 from exporter.poller import TenantJob
-
-# What a reload changes in a running process: the tenants (and the secrets that come with them).
-_RELOADED_FIELDS = frozenset({"tenants", "secrets"})
 
 
 @dataclass(frozen=True)
@@ -18,7 +15,7 @@ class Reloaded:
     added: tuple[str, ...]
     removed: tuple[str, ...]
     changed: tuple[str, ...]
-    restart_needed: tuple[str, ...]  # Config fields that differ but only take effect at a restart
+    restart_needed: tuple[str, ...]  # options that differ but only take effect at a restart
 
 
 def adopt(
@@ -51,12 +48,12 @@ def adopt(
 
 
 def restart_needed(running: Config, new: Config) -> tuple[str, ...]:
-    """The settings that differ between the two configurations but that a reload does not apply."""
-    return tuple(
-        f.name
-        for f in fields(new)
-        if f.name not in _RELOADED_FIELDS and getattr(new, f.name) != getattr(running, f.name)
-    )
+    """The options that differ between the two configurations: a reload adopts only the tenants.
+
+    Options, not the values derived from them: a new interval is one setting, not also the timeout
+    computed from it.
+    """
+    return changed_options(running.options, new.options)
 
 
 def with_tenants_of(running: Config, new: Config) -> Config:

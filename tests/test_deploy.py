@@ -6,8 +6,11 @@ These read the files only; the real programs run them in tests/e2e/ (Prometheus,
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,11 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support import FIXTURES, ROOT
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes" / "base"
+COMPONENT = DEPLOY / "kubernetes" / "components" / "prometheus-operator"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "entra-credential-exporter.json"
+RUNBOOK_URL = "https://github.com/entra-credential-exporter/entra-credential-exporter/blob/main/docs/runbook.md"
 
 
 def load(path: Path) -> Any:
@@ -49,15 +54,19 @@ def dashboard_panels() -> list[dict[str, Any]]:
 # --- rules --------------------------------------------------------------------------------------------
 
 
-def test_the_prometheusrule_is_generated_from_the_rules_file_and_up_to_date() -> None:
+def generator() -> Any:
     sys.path.insert(0, str(DEPLOY / "kubernetes"))
     try:
-        import generate_prometheusrule as generator  # type: ignore[import-not-found]
+        import generate_prometheusrule  # type: ignore[import-not-found]
     finally:
         sys.path.pop(0)
+    return generate_prometheusrule
+
+
+def test_the_prometheusrule_is_generated_from_the_rules_file_and_up_to_date() -> None:
     rules_text = (DEPLOY / "prometheus" / "rules.yml").read_text()
-    checked_in = (K8S / "prometheusrule.yaml").read_text()
-    assert checked_in == generator.render(rules_text), "run python3 deploy/kubernetes/generate_prometheusrule.py"
+    checked_in = (COMPONENT / "prometheusrule.yaml").read_text()
+    assert checked_in == generator().render(rules_text), "run python3 deploy/kubernetes/generate_prometheusrule.py"
     resource = yaml.safe_load(checked_in)
     assert resource["kind"] == "PrometheusRule" and resource["apiVersion"] == "monitoring.coreos.com/v1"
     assert resource["spec"] == yaml.safe_load(rules_text)
@@ -75,16 +84,41 @@ def test_every_alert_has_a_severity_a_summary_a_description_and_a_runbook_sectio
         "EntraCredentialPollsFailing",
         "EntraCredentialDataStale",
         "EntraCredentialGraphThrottled",
+        "EntraCredentialExporterAbsent",
     }
     for alert in alerts:
         assert alert["labels"]["severity"] in ("critical", "warning", "info"), alert["alert"]
         annotations = alert["annotations"]
-        assert "$labels.tenant" in annotations["summary"] or "$labels.instance" in annotations["summary"]
+        absent = alert["expr"].startswith("absent(")  # no series, so no labels to name
+        assert "$labels.tenant" in annotations["summary"] or "$labels.instance" in annotations["summary"] or absent
         text = annotations["summary"] + annotations["description"]
-        assert "$value" in text or "| query" in text or "Down" in alert["alert"], "name the values"
+        assert "$value" in text or "| query" in text or "Down" in alert["alert"] or absent, "name the values"
+        # Absolute, so that the link works from Alertmanager, Slack or a pager; the base is configurable.
         page, _, anchor = annotations["runbook_url"].partition("#")
-        assert page == "docs/runbook.md" and anchor == alert["alert"].lower(), alert["alert"]
+        assert page == RUNBOOK_URL and anchor == alert["alert"].lower(), alert["alert"]
         assert anchor in anchors, f"docs/runbook.md has no section for {alert['alert']}"
+
+
+def test_the_job_matcher_runbook_url_and_admins_allowance_take_effect_in_prometheus(tmp_path: Path) -> None:
+    from tests.e2e.stack import program
+
+    rules = generator().customise(
+        (DEPLOY / "prometheus" / "rules.yml").read_text(), "entra-prod", "https://wiki.example.com/entra", 1
+    )
+    (tmp_path / "rules.yml").write_text(rules)
+    shutil.copy(FIXTURES / "rules" / "customised_rules_test.yml", tmp_path / "test.yml")
+    result = subprocess.run([program("promtool"), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_every_selector_of_the_exporters_series_in_the_rules_carries_the_job_matcher() -> None:
+    # Another exporter's tenant_total_users (or any series of the same name) must never enter the ratios.
+    rules = load(DEPLOY / "prometheus" / "rules.yml")
+    names = readme_metrics() | {"up"}
+    for rule in (rule for group in rules["groups"] for rule in group["rules"]):
+        for name, matchers in re.findall(r"\b([a-z_]+)\b(\{[^}]*\})?", rule["expr"]):
+            if name in names:
+                assert matchers.startswith('{job=~"entra-credential-exporter.*"'), f"{rule}: {name}{matchers}"
 
 
 # --- dashboard ----------------------------------------------------------------------------------------
@@ -112,6 +146,66 @@ def test_the_dashboard_has_datasource_and_tenant_variables_and_every_panel_uses_
                 assert 'tenant=~"$tenant"' in target["expr"], (panel["title"], target["expr"])
 
 
+def test_the_dashboard_imports_like_a_grafana_com_dashboard() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    (source,) = dashboard["__inputs"]
+    assert source["type"] == "datasource" and source["pluginId"] == "prometheus"
+    requires = {(r["type"], r["id"]) for r in dashboard["__requires"]}
+    assert {("grafana", "grafana"), ("datasource", "prometheus")} <= requires
+    assert {("panel", p["type"]) for p in dashboard_panels() if p["type"] != "row"} <= requires
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["current"]["value"] == "${" + source["name"] + "}"
+
+
+def test_the_headline_panels_work_from_the_raw_metrics_without_the_recording_rules(tmp_path: Path) -> None:
+    # Prometheus's own engine (promtool) evaluates each panel query that uses a recording rule, with no rule
+    # loaded: the query's fallback on the raw metrics must give the same numbers the rules would.
+    from tests.e2e.stack import program
+
+    expected = {
+        "tenant:credential_mfa_registered_users:ratio": 0.75,
+        "tenant:credential_sspr_registered_users:ratio": 0.6,
+        "tenant:credential_admin_mfa_registered_users:ratio": 0.8,
+        "tenant:credential_admins_without_mfa:count": 2,
+    }
+    series = {
+        'tenant_total_users{tenant="acme"}': 1000,
+        'credential_registered_users{tenant="acme",status="mfaRegistered"}': 750,
+        'credential_registered_users{tenant="acme",status="registered"}': 600,
+        'tenant_users{tenant="acme",user_type="member",admin="true"}': 10,
+        'credential_registered_segment_users{tenant="acme",user_type="member",admin="true",status="mfaRegistered"}': 8,
+    }
+    tests = []
+    for panel in dashboard_panels():
+        for target in panel.get("targets", []):
+            recorded = [name for name in expected if name in target["expr"]]
+            if recorded:
+                (name,) = recorded
+                tests.append(
+                    {
+                        "expr": target["expr"].replace("$tenant", ".+"),
+                        "eval_time": "5m",
+                        "exp_samples": [{"labels": '{tenant="acme"}', "value": expected[name]}],
+                    }
+                )
+    assert len(tests) >= 4, "the headline stats use the recording rules"
+    (tmp_path / "none.yml").write_text("groups: []\n")
+    unit = {
+        "rule_files": ["none.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": f"{v}x10"} for s, v in series.items()],
+                "promql_expr_test": tests,
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(unit))
+    result = subprocess.run([program("promtool"), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
 def test_the_dashboard_shows_every_metric_of_the_readme() -> None:
     exprs = " ".join(t["expr"] for p in dashboard_panels() for t in p.get("targets", []))
     rules = (DEPLOY / "prometheus" / "rules.yml").read_text()
@@ -125,9 +219,14 @@ def test_the_dashboard_shows_every_metric_of_the_readme() -> None:
 
 
 def by_kind() -> dict[str, dict[str, Any]]:
-    kustomization = load(K8S / "kustomization.yaml")
-    resources = [load(K8S / name) for name in kustomization["resources"]]
+    """The base's resources and the Prometheus Operator component's, by kind."""
+    resources = [load(d / name) for d in (K8S, COMPONENT) for name in load(d / "kustomization.yaml")["resources"]]
     return {r["kind"]: r for r in resources}
+
+
+def kustomize(kubectl: str, directory: Path) -> list[dict[str, Any]]:
+    rendered = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=True)
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
 
 
 def test_the_deployment_is_locked_down_and_probed() -> None:
@@ -191,9 +290,60 @@ def test_the_serviceaccount_documents_workload_identity() -> None:
     assert "azure.workload.identity~1use" in overlay
 
 
-def test_no_real_secret_is_shipped() -> None:
-    secret = by_kind()["Secret"]
-    assert set(secret["stringData"].values()) == {"replace-with-the-client-secret"}
+def test_the_base_ships_no_secret_and_the_documented_secret_generator_makes_the_one_it_mounts(
+    kubetools: dict[str, str], tmp_path: Path
+) -> None:
+    # A Secret in the base would overwrite the real one, created out of band, at every `kubectl apply -k`.
+    for variant in ("", "workload-identity", "prometheus-operator"):
+        assert "Secret" not in {r["kind"] for r in kustomize(kubetools["kubectl"], DEPLOY / "kubernetes" / variant)}
+    # The commented secretGenerator of deploy/kubernetes/kustomization.yaml, uncommented, feeds the Deployment.
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(DEPLOY / "kubernetes", copy)
+    text = (copy / "kustomization.yaml").read_text()
+    example = text[text.index("# secretGenerator:") : text.index("# (its name")]
+    text = text.replace(example, re.sub(r"^# ?", "", example, flags=re.MULTILINE))
+    (copy / "kustomization.yaml").write_text(text)
+    (copy / "client-secret.txt").write_text("not-a-real-secret\n")
+    resources = {r["kind"]: r for r in kustomize(kubetools["kubectl"], copy)}
+    secret = resources["Secret"]
+    assert base64.b64decode(secret["data"]["client-secret"]) == b"not-a-real-secret\n"
+    assert secret["metadata"]["namespace"] == resources["Deployment"]["metadata"]["namespace"]
+    (volume,) = resources["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+
+
+def test_only_the_optional_component_needs_the_prometheus_operator(kubetools: dict[str, str]) -> None:
+    operator_kinds = {"ServiceMonitor", "PrometheusRule"}
+    for variant in ("", "workload-identity"):
+        kinds = {r["kind"] for r in kustomize(kubetools["kubectl"], DEPLOY / "kubernetes" / variant)}
+        assert "Deployment" in kinds and not kinds & operator_kinds, variant
+    with_operator = kustomize(kubetools["kubectl"], DEPLOY / "kubernetes" / "prometheus-operator")
+    added = [r for r in with_operator if r["kind"] in operator_kinds]
+    assert sorted(r["kind"] for r in added) == sorted(operator_kinds)
+    assert {r["metadata"]["namespace"] for r in with_operator} == {"monitoring"}
+    rule = next(r for r in added if r["kind"] == "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())
+
+
+# --- README ------------------------------------------------------------------------------------------
+
+
+def readme_commands() -> list[str]:
+    """The shell commands of the README's quick start: run the demo, run the tests."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Quick start") : text.index("\n## ", text.index("## Quick start"))]
+    return re.findall(r"```sh\n(.*?)\n```", section, re.DOTALL)
+
+
+def test_the_quick_start_installs_into_a_virtual_environment_and_ci_runs_its_test_command() -> None:
+    demo, tests = readme_commands()
+    # PEP 668: a distribution's own python3 refuses `pip install`, so both commands make a venv first.
+    for command in (demo, tests):
+        assert command.startswith("python3 -m venv .venv && .venv/bin/pip install ")
+        assert "sudo" not in command and "--break-system-packages" not in command
+    assert demo.endswith(".venv/bin/entra-credential-exporter --demo")
+    ci = (ROOT / ".ci" / "run").read_text().rstrip("\n").splitlines()
+    assert ci[-1] == tests, "the last line of .ci/run must be the README's test command, word for word"
 
 
 # --- compose ------------------------------------------------------------------------------------------

@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.cli import explicit_flags, load_config, parser
-from exporter.config import GRAPH_GLOBAL_LIMIT, Flags
+from exporter.config import GRAPH_GLOBAL_LIMIT, parse_command_line
 from exporter.errors import ConfigError
 from exporter.sharding import index_from_hostname
 from exporter.values import parse_rate_limit
-from tests.conftest import ROOT
+from tests.support import ROOT, config_of
 
 OVERLAY = ROOT / "deploy" / "kubernetes" / "sharded"
 
@@ -39,13 +38,13 @@ def test_the_shard_count_is_the_number_of_replicas_and_the_index_comes_from_the_
     # The pods are named <statefulset>-<ordinal>, which is what --shard.index-from-hostname reads.
     replicas = statefulset["spec"]["replicas"]
     assert index_from_hostname(f"{statefulset['metadata']['name']}-{replicas - 1}") == replicas - 1
-    flags = Flags(**vars(parser().parse_args(args)))
-    assert flags.shard_count == statefulset["spec"]["replicas"] and flags.shard_index_from_hostname
+    flags = parse_command_line(args)
+    assert int(str(flags["shard_count"])) == statefulset["spec"]["replicas"] and flags["shard_index_from_hostname"]
 
 
 def test_the_replicas_together_stay_under_graphs_limit_per_app() -> None:
     args = container()["args"]
-    limit = parse_rate_limit(Flags(**vars(parser().parse_args(args))).global_rate_limit)
+    limit = parse_rate_limit(str(parse_command_line(args)["global_rate_limit"]))
     assert limit is not None
     replicas = manifest("statefulset.yaml")["spec"]["replicas"]
     assert replicas * limit.requests / limit.period <= GRAPH_GLOBAL_LIMIT.requests / GRAPH_GLOBAL_LIMIT.period
@@ -90,9 +89,8 @@ def test_the_headless_service_and_the_servicemonitor_reach_every_shard() -> None
 
 
 def test_the_example_tenant_file_is_valid_but_for_the_secrets_it_expects_to_be_mounted() -> None:
-    args = ["--config.file", str(OVERLAY / "tenants.yaml")]
     with pytest.raises(ConfigError) as caught:
-        load_config(Flags(**vars(parser().parse_args(args))), explicit_flags(args), {})
+        config_of("--config.file", str(OVERLAY / "tenants.yaml"), env={})
     assert caught.value.problems
     for problem in caught.value.problems:
         assert "cannot read /var/run/secrets/entra/" in problem, problem

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from exporter.sources.details import KNOWN_METHODS
-from tests.conftest import ROOT, exposition, make_exporter, run_cli, value
 from tests.fakegraph import DETAILS_PATH, LEGACY_PATH, FakeGraph, Fault, graph_error, user_record
+from tests.support import ROOT, exposition, make_exporter, run_cli, value
 
 STATUS_FIELDS = {
     "registered": "isSsprRegistered",

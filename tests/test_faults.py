@@ -10,13 +10,9 @@ counters instead, and that the retry waited as long as it had to.
 from __future__ import annotations
 
 import email.utils
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +21,6 @@ import pytest
 
 from exporter.app import Exporter
 from exporter.errors import REASONS
-from tests.conftest import FIXTURES, ROOT, exposition, make_exporter, value
 from tests.fakegraph import (
     DETAILS_PATH,
     LEGACY_PATH,
@@ -37,7 +32,7 @@ from tests.fakegraph import (
     legacy_payload,
     user_record,
 )
-from tests.test_cli import free_port, get, wait_for
+from tests.support import FIXTURES, exporter_process, exposition, get, make_exporter, value, wait_for
 
 SOURCES = ("legacy", "details")
 PATHS = {"legacy": LEGACY_PATH, "details": DETAILS_PATH}
@@ -420,28 +415,6 @@ def last_success(url: str, tenant: str) -> float:
     return 0.0
 
 
-@contextmanager
-def exporter_process(logs: Path, *args: str, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The exporter as a process, its stdout and stderr going to files: at debug level it writes more than a
-    pipe holds, and a full pipe would block its logging (and so its HTTP threads), not what is under test."""
-    port = free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-    with (logs / "stdout").open("wb") as out, (logs / "stderr").open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
-            env={**base, **env},
-            cwd=ROOT,
-            stdout=out,
-            stderr=err,
-        )
-        try:
-            yield f"http://127.0.0.1:{port}", proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=15)
-
-
 def test_the_client_secret_appears_in_no_byte_of_output_through_the_whole_matrix(
     fake: FakeGraph, tmp_path: Path
 ) -> None:
@@ -459,7 +432,8 @@ def test_the_client_secret_appears_in_no_byte_of_output_through_the_whole_matrix
     matrix: list[Case | Ridden] = [c for n, c in FAILURES.items() if source in c.sources and n != "body-over-the-cap"]
     matrix.append(RIDDEN["token-expires-mid-paging"])
     served = ""
-    with exporter_process(tmp_path, *args, env=fake.env()) as (url, proc):
+    # Files, not pipes: at debug level it writes more than a pipe holds, and a full pipe would block its logging.
+    with exporter_process(*args, env=fake.env(), log=tmp_path / "stderr", stdout=tmp_path / "stdout") as (url, proc):
         wait_for(lambda: _up(url), timeout=30)
         for case in matrix:
             route = source if case.route == "graph" else case.route

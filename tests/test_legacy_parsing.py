@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from exporter.errors import BadResponse
 from exporter.graph.client import decode_json
 from exporter.sources.legacy import parse
-from tests.conftest import FIXTURES
+from tests.support import FIXTURES
 
 EXPECTED = (("capable", 323), ("enabled", 4234), ("mfaRegistered", 33), ("registered", 23423))
 
@@ -38,6 +39,11 @@ def test_an_html_error_page_is_refused_and_the_message_shows_its_start() -> None
         decode_json(b"<html><body>502 Bad Gateway</body></html>")
 
 
+def test_a_key_named_twice_is_refused_and_named_since_readers_disagree_on_which_value_counts() -> None:
+    with pytest.raises(BadResponse, match="names the key 'totalUserCount' twice"):
+        decode_json(b'{"value": [{"totalUserCount": 5, "userRegistrationCounts": [], "totalUserCount": 7}]}')
+
+
 def test_nan_is_not_a_count() -> None:
     with pytest.raises(BadResponse):
         decode_json(b'{"totalUserCount": NaN}')
@@ -60,29 +66,62 @@ def _with(change: dict[str, Any] | None = None, entry: dict[str, Any] | None = N
     return payload
 
 
+def _statuses(names: list[str]) -> Any:
+    return _with({"userRegistrationCounts": [{"registrationStatus": n, "registrationCount": 1} for n in names]})
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        (_with({"totalUserCount": -1}), "totalUserCount is -1"),
-        (_with({"totalUserCount": 12.5}), "totalUserCount is 12.5"),
-        (_with({"totalUserCount": "23123"}), "not a non-negative integer"),
-        (_with({"totalUserCount": True}), "not a non-negative integer"),
-        (_with({"totalUserCount": None}), "not a non-negative integer"),
+        (_with({"totalUserCount": -1}), "total of users is -1, not a non-negative integer up to 2**53"),
+        (_with({"totalUserCount": 12.5}), "total of users is 12.5, not a non-negative integer"),
+        (_with({"totalUserCount": 23123.0}), "total of users is 23123.0, not a non-negative integer"),
+        (_with({"totalUserCount": "23123"}), "total of users is '23123', not a non-negative integer"),
+        (_with({"totalUserCount": True}), "total of users is True, not a non-negative integer"),
+        (_with({"totalUserCount": None}), "total of users is None, not a non-negative integer"),
+        # Beyond 2**53 a float64 (what Prometheus stores) no longer holds every integer; 10**400 none at all.
+        (_with({"totalUserCount": 2**53 + 1}), "total of users is 9007199254740993, not a non-negative integer"),
+        (_with({"totalUserCount": 10**400}), "total of users is a 1329-bit integer, not a non-negative integer"),
         (_with({"userRegistrationCounts": None}), "userRegistrationCounts is missing"),
-        (_with(entry={"registrationStatus": "registered", "registrationCount": -5}), "-5"),
+        (_with(entry={"registrationStatus": "registered", "registrationCount": -5}), "status registered is -5"),
+        (_with(entry={"registrationStatus": "registered", "registrationCount": 10**400}), "1329-bit integer"),
         (_with(entry={"registrationStatus": "registered"}), "registrationCount is missing"),
         (_with(entry={"registrationCount": 3}), "registrationStatus is missing"),
-        (_with(entry={"registrationStatus": "", "registrationCount": 3}), "not a status name"),
-        (_with(entry={"registrationStatus": "mfaRegistered", "registrationCount": 3}), "appears twice"),
+        (_with(entry={"registrationStatus": 5, "registrationCount": 3}), "registrationStatus is 5, not a status name"),
+        (_with(entry={"registrationStatus": "", "registrationCount": 3}), "'' is not a plain label value"),
+        (_with(entry={"registrationStatus": " \t", "registrationCount": 3}), "' \\t' is not a plain label value"),
+        (_with(entry={"registrationStatus": "mfa registered", "registrationCount": 3}), "not a plain label value"),
+        (_with(entry={"registrationStatus": "r\u00e9gistr\u00e9", "registrationCount": 3}), "not a plain label"),
+        (_with(entry={"registrationStatus": "\ud800", "registrationCount": 3}), "not a plain label value"),
+        (_with(entry={"registrationStatus": "a" * 65, "registrationCount": 3}), "not a plain label value"),
+        (_with(entry={"registrationStatus": "mfaRegistered", "registrationCount": 3}), "'mfaRegistered' appears twice"),
+        (_statuses([f"status{i}" for i in range(33)]), "33 registration status values, over the cap of 32"),
         (_with(entry="registered"), "not a JSON object"),  # type: ignore[arg-type]
         ({"value": []}, "exactly one"),
         ({"value": [{}, {}]}, "exactly one"),
         ({"value": {}}, "exactly one"),
+        ({"value": [5]}, "the item under `value` is not a JSON object"),
+        ({"value": [None]}, "the item under `value` is not a JSON object"),
         ([1, 2], "expected a JSON object"),
         ({"id": "x"}, "totalUserCount is missing"),
     ],
 )
 def test_a_malformed_report_fails_with_bad_response_saying_what_is_wrong(payload: Any, message: str) -> None:
-    with pytest.raises(BadResponse, match=message.replace(".", r"\.")) as caught:
+    with pytest.raises(BadResponse, match=re.escape(message)) as caught:
         parse(payload)
     assert caught.value.reason == "bad_response"
+
+
+def test_the_largest_values_within_the_bounds_are_read_exactly() -> None:
+    names = [f"s{i:02d}{'x' * 61}" for i in range(32)]  # 32 statuses of 64 characters
+    payload = _statuses(names)
+    payload["value"][0]["totalUserCount"] = 2**53
+    payload["value"][0]["userRegistrationCounts"][0]["registrationCount"] = 2**53
+    report = parse(payload)
+    assert report.total_users == 2**53
+    assert len(report.registered) == 32 and report.registered[0] == (names[0], 2**53)
+
+
+def test_a_plain_status_of_every_allowed_character_is_passed_through() -> None:
+    status = "Az09_.-unknownFutureValue"
+    assert (status, 1) in parse(_statuses([status])).registered

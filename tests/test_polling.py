@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from exporter.errors import REASONS
-from tests.conftest import exposition, make_exporter, value
 from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault, graph_error, legacy_payload
+from tests.support import exposition, make_exporter, value
 
 COUNTS = {"registered": 21000, "enabled": 22000, "capable": 20500, "mfaRegistered": 18000}
 

@@ -7,13 +7,14 @@ No assertion depends on speed: the test waits for states, with a generous limit.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from exporter.poller import Poller, TenantJob
 from exporter.snapshot import Report
-from tests.test_cli import wait_for
+from tests.support import wait_for
 
 
 class CountingSource:
@@ -92,5 +93,28 @@ def test_an_empty_shard_is_ready_at_once(stop: threading.Event) -> None:
     try:
         wait_for(poller.first_round_done.is_set)
         assert poller.alive()
+    finally:
+        poller.close()
+
+
+def test_each_tenants_next_poll_is_due_one_interval_after_its_last_tick(stop: threading.Event) -> None:
+    poller = Poller(
+        [TenantJob("a", CountingSource(1)), TenantJob("b", CountingSource(2))],
+        interval=3600,
+        timeout=60,
+        concurrency=2,
+        stop=stop,
+    )
+    assert poller.next_due("a") is None  # not scheduled yet
+    started = time.monotonic()
+    poller.start()
+    try:
+        wait_for(poller.first_round_done.is_set)
+        for name in ("a", "b"):
+            due = poller.next_due(name)
+            assert due is not None and started + 3600 <= due <= time.monotonic() + 3600
+        poller.replace_jobs([poller.jobs[0]])
+        wait_for(lambda: poller.next_due("b") is None)  # a removed tenant has no next poll
+        assert poller.next_due("a") is not None
     finally:
         poller.close()

@@ -8,42 +8,22 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import logs
 from exporter.errors import BadResponse, PollError
-from exporter.graph.client import GraphClient
 from exporter.graph.credentials import token_provider
-from exporter.graph.pacing import Gate
-from exporter.telemetry import TenantCounters
-from exporter.values import Secret
+from exporter.values import REDACTED, Secret
 from exporter.web.routes import App, serve
-from tests.conftest import ROOT, make_exporter, run_cli
 from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault, graph_error
-from tests.test_cli import free_port, wait_for
-
-
-def graph_client(fake: FakeGraph, **flags: object) -> GraphClient:
-    exporter = make_exporter(fake, **flags)
-    stop = threading.Event()
-    return GraphClient(
-        root=exporter.config.graph_root,
-        tokens=token_provider(exporter.config.tenants[0], exporter.config),
-        gate=Gate(None, sleep=stop.wait),
-        counters=TenantCounters(),
-        read_timeout=5,
-        sleep=stop.wait,
-    )
-
+from tests.support import exporter_process, graph_client, make_exporter, run_cli, wait_for
 
 # --- where the token and the credential go ------------------------------------------------------------
 
@@ -132,6 +112,27 @@ def test_a_secret_file_readable_by_others_earns_one_warning(
         assert str(secret_file) in lines[0] and "level=warn" in lines[0]
 
 
+@pytest.mark.parametrize("key", ["client_secret_file", "certificate_password_file"])
+def test_a_secret_file_named_in_the_configuration_file_earns_the_same_warning(
+    fake: FakeGraph, tmp_path: Path, key: str
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(fake.client_secret)
+    secret_file.chmod(0o644)
+    tenant = {"name": "contoso", "tenant_id": fake.tenant_id, "client_id": fake.client_id, key: str(secret_file)}
+    if key == "certificate_password_file":
+        certificate = tmp_path / "app.pem"
+        certificate.write_text("not a certificate: the warning comes before any use of it")
+        certificate.chmod(0o600)
+        tenant["certificate_path"] = str(certificate)
+    config = tmp_path / "tenants.yaml"
+    config.write_text(yaml.safe_dump({"tenants": [tenant]}))
+    env = {"AZURE_AUTHORITY_HOST": fake.url, "REQUESTS_CA_BUNDLE": str(fake.ca_path)}
+    result = run_cli("--once", "--config.file", str(config), "--graph.endpoint", fake.url, env=env)
+    lines = [line for line in result.stderr.splitlines() if "readable by" in line]
+    assert len(lines) == 1 and str(secret_file) in lines[0] and "level=warn" in lines[0], result.stderr
+
+
 # --- configured names in the output -----------------------------------------------------------------------
 
 HOSTILE_NAME = 'con"to\\so\n<script>alert(1)</script> & co'
@@ -140,7 +141,7 @@ HOSTILE_NAME = 'con"to\\so\n<script>alert(1)</script> & co'
 def test_a_hostile_tenant_name_is_escaped_in_metrics_and_on_the_landing_page(fake: FakeGraph) -> None:
     exporter = make_exporter(fake, tenant_name=HOSTILE_NAME)
     exporter.poller.poll_round()
-    server = serve(App(exporter.registry, lambda: exporter.poller.jobs, lambda: True, lambda: True), "127.0.0.1", 0)
+    server = serve(App.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         text = requests.get(base + "/metrics", timeout=5).text
@@ -152,7 +153,7 @@ def test_a_hostile_tenant_name_is_escaped_in_metrics_and_on_the_landing_page(fak
             totals = [s for f in families for s in f.samples if s.name == "tenant_total_users"]
             assert [s.labels["tenant"] for s in totals] == [HOSTILE_NAME]
         page = requests.get(base + "/", timeout=5).text
-        assert f"<td>{html.escape(HOSTILE_NAME)}</td>" in page and "<script>" not in page
+        assert f'<td data-label="Tenant">{html.escape(HOSTILE_NAME)}</td>' in page and "<script>" not in page
     finally:
         server.shutdown()
         server.server_close()
@@ -191,39 +192,24 @@ def test_no_output_ever_holds_the_client_secret_whatever_graph_answers(
     fake.users = fake.users[:50]  # one page: each fault then costs one poll
     fake.fail(source, *FAULTS)
     fake.fail("token", graph_error(500, "server_error", "identity platform down"), Fault(action="reset"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     args = ("--graph.endpoint", fake.url, "--source", source, "--poll.interval", "1s", "--poll.timeout", "1s")
     args += ("--graph.rate-limit", "off", "--log.level", "debug")
     served: list[bytes] = []
-    # Files, not pipes: at debug level a pipe nobody reads fills up and blocks the exporter's logging.
-    with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}, **fake.env()},
-            cwd=ROOT,
-            stdout=out,
-            stderr=err,
-        )
-        try:
+    with exporter_process(*args, env=fake.env(), log=tmp_path / "err", stdout=tmp_path / "out") as (url, proc):
 
-            def drained() -> bool:
-                try:
-                    for path in ("/metrics", "/", "/healthz", "/readyz"):
-                        served.append(requests.get(url + path, timeout=5).content)
-                except requests.ConnectionError:
-                    return False  # not listening yet
-                with fake.lock:
-                    left = len(fake.faults[source]) + len(fake.faults["token"])
-                return left == 0 and f'credential_exporter_up{{tenant="{fake.tenant_id}"}} 1.0' in served[-4].decode()
+        def drained() -> bool:
+            try:
+                for path in ("/metrics", "/", "/healthz", "/readyz"):
+                    served.append(requests.get(url + path, timeout=5).content)
+            except requests.ConnectionError:
+                return False  # not listening yet
+            with fake.lock:
+                left = len(fake.faults[source]) + len(fake.faults["token"])
+            return left == 0 and f'credential_exporter_up{{tenant="{fake.tenant_id}"}} 1.0' in served[-4].decode()
 
-            wait_for(drained, timeout=90)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        wait_for(drained, timeout=90)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
     stdout, stderr = (tmp_path / "out").read_bytes(), (tmp_path / "err").read_bytes()
     assert b"poll failed" in stderr and b"bad_response" in stderr and b"http_5xx" in stderr  # the faults did happen
     wrong = run_cli(
@@ -261,6 +247,6 @@ def test_the_log_scrubber_catches_a_secret_however_the_format_escapes_it(fmt: st
     escaped = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
     escaped.add(secret.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t"))
     assert not any(form in line for form in escaped), line
-    assert line.count(logs.REDACTED) == 2
+    assert line.count(REDACTED) == 2
     if fmt == "json":
         assert json.loads(line)["count"] == 3

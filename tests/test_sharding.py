@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from exporter.sharding import Shard, build_shard, index_from_hostname, shard_of, stable_hash
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 # Deterministic tenant IDs shaped like Entra's (GUIDs), plus a few domain names.
 TENANT_IDS = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"tenant-{i}")) for i in range(5000)] + [

@@ -6,48 +6,28 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 import yaml
 
 from exporter.app import Exporter
-from exporter.cli import load_config
-from exporter.config import Flags
+from exporter.config import read_config
 from exporter.sharding import shard_of
-from tests.conftest import ROOT, exposition, value
-from tests.fakegraph import LEGACY_PATH, FakeGraph, legacy_payload
-from tests.test_cli import free_port, get, wait_for
-
-SECRET_ENV = "FAKE_GRAPH_SECRET"
-
-
-def tenant_id(number: int) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"tenant{number}.example"))
-
-
-def expected_total(number: int) -> int:
-    return 1000 + 17 * number
-
-
-def serve_tenants(fake: FakeGraph, numbers: range | list[int]) -> None:
-    """Each tenant gets its own legacy report, so a mix-up between tenants shows in the numbers."""
-    for n in numbers:
-        total = expected_total(n)
-        fake.legacy_by_tenant[tenant_id(n)] = legacy_payload(total, {"registered": total - n, "mfaRegistered": n})
-
-
-def tenant_entry(number: int, **credential: object) -> dict[str, object]:
-    return {
-        "name": f"tenant{number}",
-        "tenant_id": tenant_id(number),
-        "client_id": FakeGraph.client_id,
-        **(credential or {"client_secret_env": SECRET_ENV}),
-    }
+from tests.fakegraph import LEGACY_PATH, FakeGraph
+from tests.support import (
+    SECRET_ENV,
+    expected_total,
+    exporter_process,
+    exposition,
+    get,
+    serve_tenants,
+    tenant_entry,
+    tenant_id,
+    value,
+    wait_for,
+)
 
 
 def write_config(path: Path, tenants: list[dict[str, object]]) -> Path:
@@ -73,52 +53,20 @@ def totals(text: str) -> dict[str, int]:
     }
 
 
-@contextmanager
-def exporter_process(
+def tenants_exporter(
     config: Path, fake: FakeGraph, log: Path, *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+) -> AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
     """The exporter as a user runs it, its log written to a file that the test can read while it runs."""
-    port = free_port()
-    with log.open("w") as stderr:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-                "--config.file",
-                str(config),
-                "--graph.endpoint",
-                fake.url,
-                *args,
-            ],
-            env=env or env_for(fake),
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            text=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-
-            def ready() -> bool:
-                assert proc.poll() is None, log.read_text()
-                try:
-                    return get(url + "/readyz")[0] == 200
-                except OSError:
-                    return False
-
-            wait_for(ready, timeout=30)
-            yield url, proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    return exporter_process(
+        "--config.file",
+        str(config),
+        "--graph.endpoint",
+        fake.url,
+        *args,
+        env=env or env_for(fake),
+        log=log,
+        ready=lambda url: get(url + "/readyz")[0] == 200,
+    )
 
 
 def test_three_shards_serve_disjoint_tenant_sets_whose_union_is_the_whole_list(fake: FakeGraph, tmp_path: Path) -> None:
@@ -132,9 +80,9 @@ def test_three_shards_serve_disjoint_tenant_sets_whose_union_is_the_whole_list(f
         ("--shard.count", "3", "--shard.index-from-hostname"),  # as in a StatefulSet
     ]
     with (
-        exporter_process(config, fake, tmp_path / "0.log", *shard_args[0]) as (url0, _),
-        exporter_process(config, fake, tmp_path / "1.log", *shard_args[1]) as (url1, _),
-        exporter_process(
+        tenants_exporter(config, fake, tmp_path / "0.log", *shard_args[0]) as (url0, _),
+        tenants_exporter(config, fake, tmp_path / "1.log", *shard_args[1]) as (url1, _),
+        tenants_exporter(
             config,
             fake,
             tmp_path / "2.log",
@@ -161,7 +109,7 @@ def test_sighup_adds_and_removes_tenants_keeps_the_others_and_refuses_a_bad_file
     serve_tenants(fake, [1, 2, 3])
     config = write_config(tmp_path / "tenants.yaml", [tenant_entry(1), tenant_entry(2)])
     log = tmp_path / "exporter.log"
-    with exporter_process(config, fake, log) as (url, proc):
+    with tenants_exporter(config, fake, log) as (url, proc):
         assert totals(get(url + "/metrics")[1]) == {"tenant1": expected_total(1), "tenant2": expected_total(2)}
         assert fake.token_requests == 2
 
@@ -189,9 +137,9 @@ def test_sighup_adds_and_removes_tenants_keeps_the_others_and_refuses_a_bad_file
 
 
 def load_file(path: Path, fake: FakeGraph) -> Exporter:
-    flags = Flags(config_file=str(path), graph_endpoint=fake.url, poll_interval="1m", poll_timeout="20s")
+    given = {"config_file": str(path), "graph_endpoint": fake.url, "poll_interval": "1m", "poll_timeout": "20s"}
     env = {SECRET_ENV: fake.client_secret, "AZURE_AUTHORITY_HOST": fake.url}
-    return Exporter(load_config(flags, frozenset({"graph_endpoint", "poll_interval", "poll_timeout"}), env))
+    return Exporter(read_config(given, env))
 
 
 def test_a_tenant_with_a_refused_secret_does_not_stop_the_others(fake: FakeGraph, tmp_path: Path) -> None:
@@ -220,9 +168,9 @@ def test_tenants_share_connections_but_not_tokens(fake: FakeGraph, tmp_path: Pat
     numbers = range(20)
     serve_tenants(fake, numbers)
     config = write_config(tmp_path / "tenants.yaml", [tenant_entry(n) for n in numbers])
-    flags = Flags(config_file=str(config), graph_endpoint=fake.url, poll_concurrency=2)
+    given = {"config_file": str(config), "graph_endpoint": fake.url, "poll_concurrency": 2}
     env = {SECRET_ENV: fake.client_secret, "AZURE_AUTHORITY_HOST": fake.url}
-    exporter = Exporter(load_config(flags, frozenset({"graph_endpoint", "poll_concurrency"}), env))
+    exporter = Exporter(read_config(given, env))
     for _ in range(2):
         assert all(status.up for status in exporter.poller.poll_round())
     # 20 tenants, 80 requests: a pool per tenant would open 40 connections; shared pools of 2 open a few.
@@ -264,10 +212,21 @@ def test_a_reload_names_the_options_that_need_a_restart(fake: FakeGraph, tmp_pat
     assert done.restart_needed == ("poll_concurrency",)
 
 
+def test_a_reload_that_changes_only_the_interval_names_only_the_interval(fake: FakeGraph, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "tenants.yaml", [tenant_entry(1)])
+    given = {"config_file": str(config), "graph_endpoint": fake.url}
+    env = {SECRET_ENV: fake.client_secret, "AZURE_AUTHORITY_HOST": fake.url}
+    exporter = Exporter(read_config(given, env))
+    data = yaml.safe_load(config.read_text())
+    data["poll"]["interval"] = "20m"  # the timeout, 80% of it, follows: still one setting changed
+    config.write_text(yaml.safe_dump(data))
+    assert exporter.reload(read_config(given, env)).restart_needed == ("poll_interval",)
+
+
 @pytest.mark.parametrize("count", [2, 3])
 def test_a_shard_serves_only_its_tenants_in_process(fake: FakeGraph, tmp_path: Path, count: int) -> None:
     config = write_config(tmp_path / "tenants.yaml", [tenant_entry(n) for n in range(12)])
-    flags = Flags(config_file=str(config), graph_endpoint=fake.url, shard_count=count, shard_index=1)
-    loaded = load_config(flags, frozenset({"graph_endpoint", "shard_count", "shard_index"}), {SECRET_ENV: "x"})
+    given = {"config_file": str(config), "graph_endpoint": fake.url, "shard_count": count, "shard_index": 1}
+    loaded = read_config(given, {SECRET_ENV: "not-a-real-secret"})
     jobs = Exporter(loaded).poller.jobs
     assert [job.name for job in jobs] == [f"tenant{n}" for n in range(12) if shard_of(tenant_id(n), count) == 1]

@@ -21,9 +21,8 @@ from requests.adapters import HTTPAdapter
 from exporter.errors import BadResponse, PollError
 from exporter.graph.credentials import managed_identity_origin
 from exporter.graph.urls import CredentialOrigin
-from tests.conftest import make_exporter, value
 from tests.fakegraph import DETAILS_PATH, LEGACY_PATH, MSI_HEADER, MSI_PATH, FakeGraph, Fault
-from tests.test_secrets import graph_client
+from tests.support import graph_client, make_exporter, value
 
 # --- where requests would really connect ---------------------------------------------------------------
 

@@ -13,8 +13,8 @@ from exporter.errors import ConfigError
 from exporter.web.basicauth import BasicAuth
 from exporter.web.throttle import TokenBucket
 from exporter.web.tls import san_allowed
-from exporter.web.webconfig import RateLimit, load
-from tests.conftest import run_cli
+from exporter.web.webconfig import ThrottleLimit, read_web_config
+from tests.support import run_cli
 
 HASH = "$2b$04$C4n6Y1QJ8YbvxC0VZ1r0Ku2wq1iGk9x8Kx8y3yJ0uQ9Zp1l3yZr3W"  # shape only; never checked here
 
@@ -104,6 +104,15 @@ def test_an_invalid_web_config_names_the_problem_and_exits_2(certs: Path, text: 
         assert message in result.stderr
 
 
+def test_a_user_named_twice_is_refused_with_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: {HASH}\n  alice: {HASH}\n")
+    with pytest.raises(ConfigError) as caught:
+        read_web_config(path)
+    (problem,) = caught.value.problems
+    assert "line 3, column 3: not valid YAML: the key 'alice' appears twice" in problem
+
+
 def test_a_missing_web_config_file_is_a_configuration_error() -> None:
     result = run_cli("--demo", "--web.config.file", "/nonexistent/web.yml")
     assert result.returncode == 2
@@ -123,7 +132,7 @@ def test_a_pasted_password_is_never_echoed_back(certs: Path) -> None:
     path = certs / "web.yml"
     path.write_text("basic_auth_users:\n  alice: correct-horse-battery-staple\n")
     with pytest.raises(ConfigError) as caught:
-        load(path)
+        read_web_config(path)
     assert "correct-horse" not in str(caught.value)
     result = run_cli("--demo", "--web.config.file", str(path))
     assert result.returncode == 2 and "correct-horse" not in result.stderr
@@ -132,7 +141,7 @@ def test_a_pasted_password_is_never_echoed_back(certs: Path) -> None:
 def test_relative_paths_are_relative_to_the_web_config_file(certs: Path) -> None:
     path = certs / "web.yml"
     path.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
-    config = load(path)
+    config = read_web_config(path)
     assert config.tls is not None and config.tls.cert_file == certs / "server.crt"
     assert config.context is not None
 
@@ -140,14 +149,14 @@ def test_relative_paths_are_relative_to_the_web_config_file(certs: Path) -> None
 def test_an_empty_file_means_plain_http_without_authentication(tmp_path: Path) -> None:
     path = tmp_path / "web.yml"
     path.write_text("")
-    config = load(path)
+    config = read_web_config(path)
     assert config.tls is None and not config.users and config.headers == ()
 
 
 def test_the_repr_of_a_web_config_shows_no_hash(tmp_path: Path) -> None:
     path = tmp_path / "web.yml"
     path.write_text(f"basic_auth_users:\n  alice: '{HASH}'\n")
-    config = load(path)
+    config = read_web_config(path)
     assert "alice" in config.users
     assert HASH not in repr(config) and HASH[10:30] not in repr(config.users)
 
@@ -157,7 +166,7 @@ def test_every_bcrypt_variant_htpasswd_and_others_write_is_accepted(tmp_path: Pa
     hashed = prefix + bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode()[4:]
     path = tmp_path / "web.yml"
     path.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
-    users = load(path).users
+    users = read_web_config(path).users
     credentials = "Basic " + base64.b64encode(b"alice:secret").decode()
     assert BasicAuth().check(credentials, users)
     assert not BasicAuth().check("Basic " + base64.b64encode(b"alice:Secret").decode(), users)
@@ -174,9 +183,9 @@ def test_allowed_sans_compare_ip_addresses_as_addresses() -> None:
 def test_a_rate_limit_interval_of_zero_turns_it_off(tmp_path: Path) -> None:
     path = tmp_path / "web.yml"
     path.write_text("rate_limit:\n  interval: 0s\n  burst: 0\n")
-    assert load(path).rate_limit is None
+    assert read_web_config(path).rate_limit is None
     path.write_text("rate_limit:\n  interval: 500ms\n  burst: 3\n")
-    assert load(path).rate_limit == RateLimit(0.5, 3)
+    assert read_web_config(path).rate_limit == ThrottleLimit(0.5, 3)
 
 
 def test_the_token_bucket_allows_a_burst_then_one_request_per_interval() -> None:

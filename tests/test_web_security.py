@@ -7,11 +7,8 @@ import logging
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,19 +17,13 @@ import bcrypt
 import pytest
 import requests
 import trustme
-import yaml
 from cryptography import x509
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.app import Exporter
-from exporter.config import Flags, build_config
-from exporter.web.guard import WebGuard
 from exporter.web.routes import App, serve
-from exporter.web.server import Limits, Server
-from exporter.web.webconfig import load
-from tests.conftest import ROOT
-from tests.test_cli import free_port, wait_for
+from exporter.web.server import Limits
+from tests.support import accepts_connections, exporter_process, write_config
 
 PATHS = ("/metrics", "/healthz", "/readyz", "/")
 
@@ -82,36 +73,7 @@ def pki(tmp_path: Path) -> Pki:
     return pki
 
 
-def write_config(path: Path, document: dict[str, Any]) -> Path:
-    # A different size every time as well as a new mtime, so that a rewrite within one clock tick still shows.
-    path.write_text(yaml.safe_dump(document) + "#" * (int(time.monotonic_ns()) % 97) + "\n")
-    return path
-
-
 TLS = {"cert_file": "server.crt", "key_file": "server.key"}
-
-
-@pytest.fixture
-def app() -> App:
-    exporter = Exporter(build_config(Flags(demo=True), {}))
-    exporter.poller.poll_round()
-    return App(exporter.registry, lambda: exporter.poller.jobs, lambda: True, lambda: True)
-
-
-@pytest.fixture
-def start(app: App) -> Iterator[Any]:
-    servers: list[Server] = []
-
-    def start(config: Path | None = None, limits: Limits | None = None) -> tuple[int, WebGuard | None]:
-        guard = WebGuard(load(config)) if config else None
-        server = serve(app, "127.0.0.1", 0, guard, limits or Limits())
-        servers.append(server)
-        return int(server.server_address[1]), guard
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def https(port: int, path: str = "/metrics") -> str:
@@ -487,55 +449,26 @@ def test_the_exporter_binary_serves_only_https_with_basic_auth_from_its_web_conf
         pki.directory / "web.yml", {"tls_server_config": TLS, "basic_auth_users": {"prometheus": hashed("right")}}
     )
     (pki.directory / "server.key").chmod(0o604)
-    port = free_port()
-    args = ["--demo", "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(config)]
-    with (tmp_path / "err").open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", *args],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        try:
-            wait_for(lambda: _listening(port))
-            for path in PATHS:
-                assert requests.get(https(port, path), verify=pki.ca_file, timeout=5).status_code == 401
-                answer = requests.get(https(port, path), auth=("prometheus", "right"), verify=pki.ca_file, timeout=5)
-                assert answer.status_code == 200
-            assert b"tenant_total_users" not in _raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    args = ["--demo", "--web.config.file", str(config)]
+    with exporter_process(*args, log=tmp_path / "err", ready=accepts_connections) as (url, proc):
+        port = int(url.rpartition(":")[2])
+        for path in PATHS:
+            assert requests.get(https(port, path), verify=pki.ca_file, timeout=5).status_code == 401
+            answer = requests.get(https(port, path), auth=("prometheus", "right"), verify=pki.ca_file, timeout=5)
+            assert answer.status_code == 200
+        assert b"tenant_total_users" not in _raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
     log = (tmp_path / "err").read_text()
     assert "tls=True" in log and "basic_auth=True" in log
     assert "server.key (-rw----r--)" in log and "readable by other users" in log
 
 
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 def test_basic_auth_without_tls_is_served_with_a_warning(tmp_path: Path) -> None:
     config = write_config(tmp_path / "web.yml", {"basic_auth_users": {"u": hashed("p")}})
-    port = free_port()
-    args = ["--demo", "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(config)]
-    with (tmp_path / "err").open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err
-        )
-        try:
-            wait_for(lambda: _listening(port))
-            assert requests.get(f"http://127.0.0.1:{port}/metrics", auth=("u", "p"), timeout=5).status_code == 200
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    args = ["--demo", "--web.config.file", str(config)]
+    with exporter_process(*args, log=tmp_path / "err", ready=accepts_connections) as (url, _proc):
+        assert requests.get(f"{url}/metrics", auth=("u", "p"), timeout=5).status_code == 200
     warnings = [line for line in (tmp_path / "err").read_text().splitlines() if "without TLS" in line]
     assert len(warnings) == 1 and "level=warn" in warnings[0]
 

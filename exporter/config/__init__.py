@@ -1,9 +1,11 @@
-"""The configuration wing: flags, environment and the configuration file, validated into one frozen Config.
+"""The configuration wing: the option table, the command line, the file and the environment, validated into
+one frozen Config.
 
 Other wings import from here (or from exporter.values), never from the modules inside.
 """
 
-from exporter.config.environment import Flags, build_config
+from exporter.config.commandline import PROG, parse_command_line
+from exporter.config.filemodes import readable_by_others
 from exporter.config.model import (
     CLOUDS,
     GRAPH_GLOBAL_LIMIT,
@@ -21,6 +23,7 @@ from exporter.config.model import (
     ManagedIdentity,
     Tenant,
 )
+from exporter.config.reader import changed_options, read_config
 
 __all__ = [
     "CLOUDS",
@@ -28,6 +31,7 @@ __all__ = [
     "LOG_FORMATS",
     "LOG_LEVELS",
     "MICROSOFT_AUTHORITY_HOSTS",
+    "PROG",
     "SOURCES",
     "Certificate",
     "ClientSecret",
@@ -36,8 +40,10 @@ __all__ = [
     "Credential",
     "Demo",
     "FederatedToken",
-    "Flags",
     "ManagedIdentity",
     "Tenant",
-    "build_config",
+    "changed_options",
+    "parse_command_line",
+    "read_config",
+    "readable_by_others",
 ]

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from exporter.sharding import Shard
 from exporter.values import RateLimit, Secret
+
+if TYPE_CHECKING:  # options.py imports the choices from here
+    from exporter.config.options import Options
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,6 @@ CLOUDS = {
 MICROSOFT_AUTHORITY_HOSTS = frozenset(urlsplit(c.authority_host).hostname for c in CLOUDS.values())
 
 SOURCES = ("auto", "legacy", "details")
-WHOLE = Shard()  # not sharded: every tenant
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("logfmt", "json")
 
@@ -88,6 +91,9 @@ class Tenant:
 
 @dataclass(frozen=True)
 class Config:
+    """The validated configuration; its values come from `options` (exporter.config.options), resolved."""
+
+    options: Options  # as parsed; a reload compares these to name what needs a restart
     tenants: tuple[Tenant, ...]
     cloud: Cloud
     graph_root: str  # no trailing slash
@@ -98,19 +104,19 @@ class Config:
     poll_concurrency: int
     listen_host: str
     listen_port: int
-    log_level: str = "info"
-    log_format: str = "logfmt"
-    demo: bool = False
-    once: bool = False
-    http_timeout: float = 30.0
-    page_size: int = 999
-    max_pages: int = 10_000
-    rate_limit: RateLimit | None = RateLimit(5, 10.0)  # noqa: RUF009 - frozen
-    global_rate_limit: RateLimit | None = GRAPH_GLOBAL_LIMIT
-    shard: Shard = WHOLE
-    config_file: str | None = None  # the tenants come from this file (and SIGHUP re-reads it)
-    web_config_file: Path | None = None  # validated and loaded by webconfig.load, not here
+    telemetry_path: str
+    log_level: str
+    log_format: str
+    demo: bool
+    once: bool
+    http_timeout: float
+    page_size: int
+    max_pages: int
+    rate_limit: RateLimit | None
+    global_rate_limit: RateLimit | None
+    shard: Shard
+    config_file: str | None  # the tenants come from this file (and SIGHUP re-reads it)
     # Files holding a credential, whose permissions are checked at start.
-    secret_files: tuple[Path, ...] = ()
+    secret_files: tuple[Path, ...]
     # Every secret the exporter holds, so that log output can be scrubbed of them as a last line of defence.
-    secrets: tuple[Secret, ...] = field(default=(), repr=False)
+    secrets: tuple[Secret, ...] = field(repr=False)

@@ -26,6 +26,7 @@ from exporter.graph.credentials import TokenProvider
 from exporter.graph.pacing import Gate
 from exporter.graph.urls import CredentialOrigin
 from exporter.telemetry import TenantCounters
+from exporter.values import first_line
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -39,16 +40,30 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object that names a key twice is refused: which value counts would be the reader's guess
+    (Python keeps the last, other readers the first), so Graph's meaning cannot be known."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:  # only now, to name the key: dict() above is the fast path
+            if key in seen:
+                raise ValueError(f"an object names the key {key!r:.80} twice")
+            seen.add(key)
+    return obj
+
+
 def decode_json(body: bytes, numbers_as_text: bool = False) -> Any:
-    """Strict JSON (no NaN or Infinity); BadResponse says what was wrong.
+    """Strict JSON (no NaN or Infinity, no repeated key); BadResponse says what was wrong, also for a
+    document nested too deeply to decode (RecursionError), which no real answer is.
 
     `numbers_as_text` keeps numbers as their text, for documents that should hold none: in Python
     1 == True, so a number where a boolean belongs would otherwise pass for one.
     """
     hooks: dict[str, Any] = {"parse_int": str, "parse_float": str} if numbers_as_text else {}
     try:
-        return json.loads(body, parse_constant=_reject_constant, **hooks)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_unique_names, **hooks)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         start = body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
         raise BadResponse(f"the response is not valid JSON ({exc}); it starts with {start!r}") from None
 
@@ -207,7 +222,7 @@ class GraphClient:
         status = response.status_code
         code, message, request_id = None, "", response.headers.get("request-id")
         try:
-            body = json.loads(self._read(response, _MAX_ERROR_BODY_BYTES, deadline))
+            body = decode_json(self._read(response, _MAX_ERROR_BODY_BYTES, deadline))
             error = body.get("error") if isinstance(body, dict) else None
             if isinstance(error, dict):
                 code = str(error.get("code") or "") or None
@@ -215,13 +230,13 @@ class GraphClient:
                 inner = error.get("innerError") or error.get("innererror") or {}
                 if isinstance(inner, dict) and inner.get("request-id"):
                     request_id = str(inner["request-id"])
-        except (PollError, ValueError, UnicodeDecodeError):
+        except PollError:
             pass  # an HTML error page or a broken body: the status says enough
         detail = f"Graph answered HTTP {status}"
         if code:
             detail += f" {code}"
         if message:
-            detail += f": {message.splitlines()[0][:200]}"
+            detail += f": {first_line(message, 200)}"
         if status in _HOLD_STATUSES:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             if wait is not None:
@@ -245,4 +260,4 @@ def _reason_of(exc: BaseException) -> str:
     """The cause urllib3 gave for a requests error, without the connection-pool noise."""
     text = str(exc) or type(exc).__name__
     _, caused, cause = text.partition("(Caused by ")
-    return (cause.rstrip(")") if caused else text).splitlines()[0][:300]
+    return first_line(cause.rstrip(")") if caused else text)

@@ -34,6 +34,7 @@ from exporter.config import (
 from exporter.errors import PollError
 from exporter.graph.sessions import RefusedURL, TimeoutSession
 from exporter.graph.urls import CredentialOrigin
+from exporter.values import first_line
 
 _AADSTS_RE = re.compile(r"AADSTS\d+")
 _HTTP_STATUS_RE = re.compile(r"HTTP Error: (\d{3})")
@@ -86,7 +87,7 @@ class MsalTokens:
             except requests.Timeout:
                 raise PollError("timeout", "the identity platform did not answer in time") from None
             except requests.RequestException as exc:
-                raise PollError("network", f"cannot reach the identity platform: {_first_line(exc)}") from None
+                raise PollError("network", f"cannot reach the identity platform: {first_line(exc)}") from None
             except json.JSONDecodeError:
                 # An answer that is not JSON: a managed identity endpoint's 5xx page, say.
                 status = self._status()
@@ -97,7 +98,7 @@ class MsalTokens:
                 ) from None
             except (ValueError, OSError, RuntimeError) as exc:
                 # MSAL raises these for a refused OIDC discovery, an unreadable key or token file.
-                raise PollError("auth", f"cannot set up the credential: {_first_line(exc)}") from None
+                raise PollError("auth", f"cannot set up the credential: {first_line(exc)}") from None
         if result.get("access_token"):
             if self._session is not None:
                 self._session.last_status = None
@@ -113,7 +114,7 @@ class MsalTokens:
         raise PollError(
             "auth",
             f"the identity platform refused the credential: {result.get('error', 'unknown error')}: "
-            f"{_first_line(description)}",
+            f"{first_line(description)}",
             code=aadsts.group(0) if aadsts else str(result.get("error") or "") or None,
             request_id=result.get("correlation_id"),
         )
@@ -141,11 +142,6 @@ def _status_in(exc: BaseException) -> int | None:
         return response.status_code
     match = _HTTP_STATUS_RE.search(str(exc))
     return int(match.group(1)) if match else None
-
-
-def _first_line(value: object, limit: int = 300) -> str:
-    text = str(value).strip().splitlines()[0] if str(value).strip() else ""
-    return text[:limit]
 
 
 def _certificate_credential(cert: Certificate) -> dict[str, Any]:

@@ -62,9 +62,9 @@ class WebGuard:
             return True
         return bucket.allow()
 
-    def authorized(self, config: WebConfig, authorization: str | None) -> bool:
+    def authorized(self, config: WebConfig, authorization: str | None, client: str = "") -> bool:
         """True if `config` asks for no authentication, or the Authorization header satisfies it."""
-        return not config.users or self.auth.check(authorization, config.users)
+        return not config.users or self.auth.check(authorization, config.users, client)
 
     def _reload(self) -> WebConfig:
         old = self._config
@@ -72,7 +72,7 @@ class WebGuard:
         if signature == self._signature or signature == self._rejected:
             return old  # another thread got here first, or this very change was already refused
         try:
-            new = webconfig.load(old.path)
+            new = webconfig.read_web_config(old.path)
             if (new.tls is not None) != self.tls:
                 raise ConfigError(["TLS cannot be switched on or off while running: restart the exporter"])
         except ConfigError as exc:

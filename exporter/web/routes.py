@@ -1,19 +1,15 @@
-"""The HTTP surface: /metrics, /healthz, /readyz and a small landing page. Nothing here calls Graph."""
+"""The HTTP surface: /metrics, /healthz, /readyz and the status page. Nothing here calls Graph."""
 
 from __future__ import annotations
 
-import gzip
-import html
-import time
-from collections.abc import Callable, Sequence
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from collections.abc import Callable
 
 from exporter import __version__
-from exporter.poller import TenantJob
+from exporter.app import Exporter
+from exporter.web.exposition import Exposition
 from exporter.web.guard import WebGuard
 from exporter.web.server import HardenedHandler, Limits, Server, start
+from exporter.web.status import CONTENT_SECURITY_POLICY, StatusPage
 
 DEFAULT_LIMITS = Limits()
 
@@ -23,15 +19,30 @@ class App:
 
     def __init__(
         self,
-        registry: CollectorRegistry,
-        jobs: Callable[[], Sequence[TenantJob]],
+        exposition: Exposition,
+        status: StatusPage,
         alive: Callable[[], bool],
         ready: Callable[[], bool],
+        telemetry_path: str = "/metrics",
     ) -> None:
-        self.registry = registry
-        self.jobs = jobs
+        self.exposition = exposition
+        self.status = status
+        self.telemetry_path = telemetry_path
         self.alive = alive
         self.ready = ready
+
+    @classmethod
+    def of(cls, exporter: Exporter, alive: Callable[[], bool], ready: Callable[[], bool]) -> App:
+        poller = exporter.poller
+        status = StatusPage(
+            jobs=lambda: poller.jobs,
+            next_due=poller.next_due,
+            secrets=lambda: exporter.config.secrets,  # a reload may bring new ones
+            demo=exporter.config.demo,
+            interval_text=exporter.config.poll_interval_text,
+            telemetry_path=exporter.config.telemetry_path,
+        )
+        return cls(Exposition(exporter.parts), status, alive, ready, exporter.config.telemetry_path)
 
 
 class Handler(HardenedHandler):
@@ -42,12 +53,11 @@ class Handler(HardenedHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            body = encoder(self.app.registry)
+        if path == self.app.telemetry_path:
+            compress = "gzip" in self.headers.get("Accept-Encoding", "")
+            body, content_type = self.app.exposition.render(self.headers.get("Accept", ""), compress)
             headers = {"Content-Type": content_type}
-            if "gzip" in self.headers.get("Accept-Encoding", ""):
-                body = gzip.compress(body, compresslevel=1)
+            if compress:
                 headers["Content-Encoding"] = "gzip"
             self._answer(200, body, headers)
         elif path == "/healthz":
@@ -57,45 +67,12 @@ class Handler(HardenedHandler):
             ok = self.app.ready()
             self._answer(200 if ok else 503, b"ready\n" if ok else b"first poll round not finished\n", {})
         elif path == "/":
-            self._answer(200, landing_page(self.app.jobs()).encode(), {"Content-Type": "text/html; charset=utf-8"})
+            headers = {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": CONTENT_SECURITY_POLICY}
+            self._answer(200, self.app.status.render().encode(), headers)
         else:
             self._answer(404, b"not found\n", {})
 
     do_HEAD = do_GET  # _answer leaves out the body of a HEAD
-
-
-def landing_page(jobs: Sequence[TenantJob]) -> str:
-    rows = []
-    for job in jobs:
-        status = job.status
-        if not status.polled:
-            outcome = "not polled yet"
-        elif status.up:
-            outcome = "ok"
-        else:
-            outcome = f"failed: {status.last_reason}"
-        last = (
-            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(status.last_success)) if status.last_success else "never"
-        )
-        share = "-"
-        report = status.report
-        mfa = report.registered_count("mfaRegistered") if report else None
-        if report and mfa is not None and report.total_users:
-            share = f"{100.0 * mfa / report.total_users:.1f}%"
-        cells = (job.name, outcome, last, share)
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Entra credential exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style></head>
-<body><h1>Entra credential exporter</h1>
-<p>MFA and SSPR registration of Microsoft Entra ID tenants, polled from Microsoft Graph.
-Version {html.escape(__version__)}.</p>
-<p><a href="/metrics">Metrics</a> · <a href="/healthz">Health</a> · <a href="/readyz">Readiness</a></p>
-<table><thead><tr><th>Tenant</th><th>Last poll</th><th>Last success</th><th>MFA registered</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody></table></body></html>
-"""
 
 
 def serve(app: App, host: str, port: int, guard: WebGuard | None = None, limits: Limits = DEFAULT_LIMITS) -> Server:

@@ -5,7 +5,8 @@
 - The request head must arrive whole within `head_timeout` (slowloris); a kept-alive connection may idle
   for `idle_timeout` between requests; a client that does not read its answer is cut after `write_timeout`.
 - Size limits: the request line (414), the header block and the header count (431).
-- Only GET and HEAD (405 with Allow); a request body is never read, the connection is closed instead.
+- Only GET and HEAD (405 with Allow); a request body is never read, the connection is closed instead; a
+  request whose body length is ambiguous (RFC 9112, 6.3) gets 400.
 - With a web config: TLS per connection from the current config (certificate rotation), the rate limit
   (429), basic auth on every path (401 with WWW-Authenticate), and the configured headers on every answer.
 """
@@ -23,9 +24,11 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
+from exporter.values import first_line
 from exporter.web.basicauth import CHALLENGE
 from exporter.web.guard import WebGuard
 from exporter.web.tls import san_allowed
+from exporter.web.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -99,18 +102,24 @@ class HardenedHandler(BaseHTTPRequestHandler):
         if not self.parse_request():
             return
         self.connection.settimeout(self._limits.write_timeout)
-        if self.headers.get("Content-Length", "0").strip() != "0" or "Transfer-Encoding" in self.headers:
+        framing = _body_framing(self.headers.get_all("Content-Length", []), "Transfer-Encoding" in self.headers)
+        if framing != "none":
             self.close_connection = True  # the body is never read: it must not be taken for the next request
-        if guard is not None and web is not None and not guard.admit(web):
+        if framing == "ambiguous":
+            self._answer(400, b"bad request: ambiguous message length\n", {})
+        elif guard is not None and web is not None and not guard.admit(web):
             self._answer(429, b"too many requests\n", {})
         elif self.command not in self.allowed_methods:
             self.close_connection = True
             self._answer(405, b"method not allowed\n", {"Allow": ", ".join(self.allowed_methods)})
-        elif guard is not None and web is not None and not guard.authorized(web, self.headers.get("Authorization")):
+        elif guard is not None and web is not None and not self._authorized(guard, web):
             self._answer(401, b"unauthorized\n", {"WWW-Authenticate": CHALLENGE})
         else:
             getattr(self, "do_" + self.command)()
         self.wfile.flush()
+
+    def _authorized(self, guard: WebGuard, web: WebConfig) -> bool:
+        return guard.authorized(web, self.headers.get("Authorization"), str(self.client_address[0]))
 
     def version_string(self) -> str:
         return self.server_version  # no Python version, and no trailing space
@@ -187,6 +196,21 @@ class HardenedHandler(BaseHTTPRequestHandler):
         log.debug("http request", extra={"kv": {"client": self.address_string(), "request": format % args}})
 
 
+def _body_framing(lengths: list[str], chunked: bool) -> str:
+    """ "none", "body" or "ambiguous": whether a body follows, and whether its length is beyond doubt.
+
+    A proxy in front of us may read a repeated or conflicting Content-Length, or one beside Transfer-Encoding,
+    differently from us, and take what we read as a body for a second request, or the reverse (request
+    smuggling). RFC 9112, 6.3 calls these unrecoverable: answer 400 and close the connection."""
+    if chunked:
+        return "ambiguous" if lengths else "body"
+    if not lengths:
+        return "none"
+    if len(lengths) > 1 or not lengths[0].strip().isascii() or not lengths[0].strip().isdigit():
+        return "ambiguous"  # also "0, 44" in one header, a sign, or a digit that is not ASCII
+    return "none" if int(lengths[0]) == 0 else "body"
+
+
 def _head_end(buffer: bytearray, start: int) -> int:
     """The index just past the blank line that ends the head, or 0 if it has not arrived yet."""
     ends = [i + n for i, n in ((buffer.find(b"\n\r\n", start), 3), (buffer.find(b"\n\n", start), 2)) if i >= 0]
@@ -237,14 +261,14 @@ class Server(ThreadingHTTPServer):
             return context.wrap_socket(sock, server_side=True)
         except (OSError, ssl.SSLError) as exc:
             # Scanners, probes that only connect, clients without a certificate: not worth more than debug.
-            log.debug("TLS handshake failed", extra={"kv": {"error": _first_line(exc)}})
+            log.debug("TLS handshake failed", extra={"kv": {"error": first_line(exc, 200)}})
             return None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr; a broken connection is routine, anything else is a bug.
         exc = sys.exc_info()[1]
         if isinstance(exc, OSError):
-            log.debug("connection error", extra={"kv": {"error": _first_line(exc)}})
+            log.debug("connection error", extra={"kv": {"error": first_line(exc, 200)}})
         else:
             log.error("error while answering a request", exc_info=True)
 
@@ -272,8 +296,3 @@ def start(
     server = bound((host or "0.0.0.0", port), handler)  # noqa: S104 - listening everywhere is asked for
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

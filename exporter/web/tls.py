@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exporter.values import first_line
+
 # ssl has no "request, do not verify": RequestClientCert asks for nothing, which grants the same access as the
 # toolkit's (it never looks at an unverified certificate either).
 CLIENT_AUTH_TYPES = {
@@ -97,4 +99,4 @@ def reason(exc: BaseException) -> str:
         return str(exc.reason)
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first_line(exc)

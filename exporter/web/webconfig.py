@@ -30,10 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from exporter.errors import ConfigError
-from exporter.values import Secret, parse_duration
+from exporter.values import Secret, load_strict_yaml, parse_duration
 from exporter.web.tls import CLIENT_AUTH_TYPES, TLS_VERSIONS, TLSSettings, make_ssl_context, reason
 
 # The toolkit's list, with its allowed values where it restricts them (None: any value).
@@ -66,7 +64,7 @@ _BCRYPT_RE = re.compile(r"^\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53
 
 
 @dataclass(frozen=True)
-class RateLimit:
+class ThrottleLimit:
     """The toolkit's token bucket over all requests: one token every `interval` seconds, `burst` at most."""
 
     interval: float
@@ -81,7 +79,7 @@ class WebConfig:
     tls: TLSSettings | None = None
     users: Mapping[str, Secret] = field(default_factory=dict, repr=False)  # user -> bcrypt hash
     headers: tuple[tuple[str, str], ...] = ()
-    rate_limit: RateLimit | None = None
+    rate_limit: ThrottleLimit | None = None
     context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
 
     def files(self) -> tuple[Path, ...]:
@@ -89,7 +87,7 @@ class WebConfig:
         return (self.path,) + (self.tls.files() if self.tls else ())
 
 
-def load(path: Path) -> WebConfig:
+def read_web_config(path: Path) -> WebConfig:
     """Read and validate the file and everything it names; raise ConfigError listing every problem."""
     problems: list[str] = []
     try:
@@ -97,9 +95,9 @@ def load(path: Path) -> WebConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"--web.config.file: cannot read {path}: {reason(exc)}"]) from None
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"--web.config.file: {path} is not valid YAML: {_yaml_reason(exc)}"]) from None
+        document = load_strict_yaml(text)  # a user named twice is refused, not the last hash silently winning
+    except ValueError as exc:
+        raise ConfigError([f"--web.config.file: {path}: {exc}"]) from None
     if document is None:
         document = {}  # an empty file is valid in the toolkit: no TLS, no authentication
     if not isinstance(document, dict):
@@ -235,7 +233,7 @@ def _headers(section: Any, where: str, problems: list[str]) -> tuple[tuple[str, 
     return tuple(out)
 
 
-def _rate_limit(section: Any, where: str, problems: list[str]) -> RateLimit | None:
+def _rate_limit(section: Any, where: str, problems: list[str]) -> ThrottleLimit | None:
     if section is None:
         return None
     if not isinstance(section, dict):
@@ -257,7 +255,7 @@ def _rate_limit(section: Any, where: str, problems: list[str]) -> RateLimit | No
         return None
     if interval and not burst:
         problems.append(f"{where}: burst: must be at least 1, or every request would be refused")
-    return RateLimit(interval, burst) if interval else None
+    return ThrottleLimit(interval, burst) if interval else None
 
 
 def _users(section: Any, where: str, problems: list[str]) -> dict[str, Secret]:
@@ -276,9 +274,3 @@ def _users(section: Any, where: str, problems: list[str]) -> dict[str, Secret]:
         else:
             users[user] = Secret(hashed)
     return users
-
-
-def _yaml_reason(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or "syntax error"
-    return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)

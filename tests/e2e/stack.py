@@ -25,9 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
 from tests.fakegraph import FakeGraph, Fault
-from tests.test_cli import free_port
+from tests.support import ROOT, free_port
 
 DEPLOY = ROOT / "deploy"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.stack import AlwaysFailingGraph, Stack, monitoring, wait_until
 from tests.fakegraph import Fault, legacy_payload
-from tests.test_cli import running
+from tests.support import exporter_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -35,7 +35,7 @@ def polled_and_monitored(
     """The exporter polling the fake every 2 s, scraped by Prometheus, which alerts to Alertmanager."""
     args = ("--graph.endpoint", graph.url, "--poll.interval", "2s", "--tenant.name", TENANT, *flags)
     with (
-        running(*args, env=graph.env()) as (url, _proc),
+        exporter_process(*args, env=graph.env()) as (url, _proc),
         monitoring(tmp_path, [url.removeprefix("http://")], thresholds) as s,
     ):
         wait_until(
@@ -88,7 +88,10 @@ def test_an_mfa_coverage_drop_reaches_alertmanager_with_the_tenant_and_the_value
         f"77.84% of the users of tenant {TENANT} were registered for MFA at the highest point of the last 24 hours;"
         " now 51.9% are."
     )
-    assert alert["annotations"]["runbook_url"] == "docs/runbook.md#entramfacoveragedropped"
+    assert alert["annotations"]["runbook_url"] == (
+        "https://github.com/entra-credential-exporter/entra-credential-exporter/blob/main/docs/runbook.md"
+        "#entramfacoveragedropped"
+    )
     assert alert["status"]["state"] == "active"
 
 

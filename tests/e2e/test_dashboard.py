@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.stack import DASHBOARD, AlwaysFailingGraph, Stack, monitoring, wait_until
-from tests.test_cli import running
+from tests.support import exporter_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -63,8 +63,8 @@ def test_every_panel_query_returns_data(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         with (
-            running("--demo", "--poll.interval", "2s") as (demo, _demo_proc),
-            running(*polling, env=graph.env()) as (exporter, _proc),
+            exporter_process("--demo", "--poll.interval", "2s") as (demo, _demo_proc),
+            exporter_process(*polling, env=graph.env()) as (exporter, _proc),
             monitoring(tmp_path, [demo.removeprefix("http://"), exporter.removeprefix("http://")]) as stack,
         ):
             wait_until(
