@@ -177,6 +177,7 @@ NEXT_LINK = (
         ),
         ("https://host.example/graph", "https://host.example/graph"),
         ("https://host.example/graph", "https://host.example/graph/v1.0/x?$filter=isAdmin%20eq%20true"),
+        ("https://host.example/graph", "https://host.example/graph/~a!b?c=~!"),  # the first and last printable
         ("https://login.microsoftonline.com", "https://login.microsoftonline.com/t/oauth2/v2.0/token"),
         ("https://[::1]:8443", "https://[::1]:8443/t/v2.0/.well-known/openid-configuration"),
         (IMDS, "http://169.254.169.254:80/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x"),
@@ -202,6 +203,7 @@ def test_a_plain_url_under_the_origin_may_carry_the_credential(root: str, url: s
         ("https://host.example/graph/x#frag", "not a plain URL"),
         ("https://host.example:0443/graph/x", "not a plain URL"),
         ("https://host.example:99999/graph/x", "cannot be read by the HTTP client"),
+        ("ftp://host.example/graph/x", "not a plain URL"),
         ("https://host.example/graph/x\r\nHost: evil", "whitespace, a control character"),
         ("https://host\uff0eexample/graph/x", "non-ASCII"),
         ("https://host.example/graph/../other", "dot segment"),
