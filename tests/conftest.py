@@ -31,6 +31,19 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]
     graph.close()
 
 
+@pytest.fixture
+def stranger(tmp_path: Path, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
+    """A second fake on another port (another origin), trusted like the first: a host that must see nothing."""
+    directory = tmp_path / "stranger"
+    directory.mkdir()
+    other = FakeGraph(directory)
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(fake.ca_path.read_bytes() + other.ca_path.read_bytes())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    yield other
+    other.close()
+
+
 @pytest.fixture(scope="session")
 def kubetools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """`kubectl` and `helm`: from PATH, or from the PyPI wheel CI uses (deploy/tools/kubetools.py).

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +24,10 @@ from prometheus_client import generate_latest
 
 from exporter.app import Exporter
 from exporter.config import Config, parse_command_line, read_config
+from exporter.graph.client import GraphClient
+from exporter.graph.credentials import token_provider
+from exporter.graph.pacing import Gate
+from exporter.telemetry import TenantCounters
 from tests.fakegraph import FakeGraph, legacy_payload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +71,20 @@ def make_exporter(fake: FakeGraph, env: dict[str, str] | None = None, **options:
     """An exporter configured the way a user would configure it (options by name), pointed at the fake."""
     given: dict[str, object] = {"graph_endpoint": fake.url, "poll_interval": "1m", "poll_timeout": "20s", **options}
     return Exporter(read_config(given, fake.env() if env is None else env))
+
+
+def graph_client(fake: FakeGraph, **options: object) -> GraphClient:
+    """The Graph client of the exporter `make_exporter` would make, on its own: for checks of single requests."""
+    exporter = make_exporter(fake, **options)
+    stop = threading.Event()
+    return GraphClient(
+        root=exporter.config.graph_root,
+        tokens=token_provider(exporter.config.tenants[0], exporter.config),
+        gate=Gate(None, sleep=stop.wait),
+        counters=TenantCounters(),
+        read_timeout=5,
+        sleep=stop.wait,
+    )
 
 
 def exposition(exporter: Exporter) -> str:

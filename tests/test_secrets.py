@@ -8,9 +8,7 @@ import json
 import logging
 import os
 import signal
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,41 +19,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import logs
 from exporter.errors import BadResponse, PollError
-from exporter.graph.client import GraphClient
 from exporter.graph.credentials import token_provider
-from exporter.graph.pacing import Gate
-from exporter.telemetry import TenantCounters
 from exporter.values import REDACTED, Secret
 from exporter.web.routes import App, serve
 from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault, graph_error
-from tests.support import exporter_process, make_exporter, run_cli, wait_for
-
-
-@pytest.fixture
-def stranger(tmp_path: Path, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
-    """A second fake on another port (another origin), trusted like the first: a host that must see nothing."""
-    directory = tmp_path / "stranger"
-    directory.mkdir()
-    other = FakeGraph(directory)
-    bundle = tmp_path / "bundle.pem"
-    bundle.write_bytes(fake.ca_path.read_bytes() + other.ca_path.read_bytes())
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    yield other
-    other.close()
-
-
-def graph_client(fake: FakeGraph) -> GraphClient:
-    exporter = make_exporter(fake)
-    stop = threading.Event()
-    return GraphClient(
-        root=exporter.config.graph_root,
-        tokens=token_provider(exporter.config.tenants[0], exporter.config),
-        gate=Gate(None, sleep=stop.wait),
-        counters=TenantCounters(),
-        read_timeout=5,
-        sleep=stop.wait,
-    )
-
+from tests.support import exporter_process, graph_client, make_exporter, run_cli, wait_for
 
 # --- where the token and the credential go ------------------------------------------------------------
 

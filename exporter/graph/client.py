@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -29,6 +28,7 @@ from exporter.errors import BadResponse, PollError
 from exporter.graph.credentials import TokenProvider
 from exporter.graph.pacing import Gate
 from exporter.graph.retry_after import retry_after_seconds
+from exporter.graph.urls import CredentialOrigin
 from exporter.telemetry import TenantCounters
 from exporter.values import first_line
 
@@ -90,7 +90,7 @@ class GraphClient:
         rng: random.Random | None = None,
     ) -> None:
         self.root = root
-        self._origin = urlsplit(root)
+        self._origin = CredentialOrigin(root, "the Graph root")
         self._tokens = tokens
         self._gate = gate
         self._counters = counters
@@ -106,14 +106,9 @@ class GraphClient:
 
     def check_url(self, url: str) -> None:
         """Refuse any URL outside the Graph root: the bearer token must never go anywhere else."""
-        parts = urlsplit(url)
-        if (
-            parts.scheme != self._origin.scheme
-            or parts.hostname != self._origin.hostname
-            or parts.port != self._origin.port
-            or not (parts.path + "/").startswith(self._origin.path + "/")
-        ):
-            raise BadResponse(f"refusing to follow a link outside the Graph root {self.root}: {parts.netloc}")
+        refusal = self._origin.refusal(url)
+        if refusal:
+            raise BadResponse(f"refusing to follow a link outside the Graph root {self.root}: {refusal}")
 
     def get_json(self, url: str, deadline: float) -> Any:
         """The JSON document at `url` (see decode_json)."""

@@ -7,9 +7,11 @@ talks to the identity platform (OIDC discovery): an outage at start must not sto
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -28,11 +30,13 @@ from exporter.config import (
     Tenant,
 )
 from exporter.errors import PollError
-from exporter.graph.sessions import TimeoutSession
+from exporter.graph.sessions import RefusedURL, TimeoutSession
+from exporter.graph.urls import CredentialOrigin
 from exporter.values import first_line
 
 _AADSTS_RE = re.compile(r"AADSTS\d+")
 _HTTP_STATUS_RE = re.compile(r"HTTP Error: (\d{3})")
+_IMDS_PATH = "/metadata/identity/oauth2/token"
 _PEM_RE = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
 
 
@@ -42,42 +46,6 @@ class TokenProvider(Protocol):
 
     def invalidate(self) -> None:
         """Forget any cached token (Graph refused it with 401)."""
-
-
-class RefusedHost(requests.RequestException):
-    """A request that would have carried the credential outside the configured authority."""
-
-
-class AuthorityOnly:
-    """MSAL's HTTP client for a confidential client: the credential goes to the configured authority only.
-
-    MSAL posts the secret or assertion to whatever token endpoint the OIDC discovery document names, and
-    requests re-posts a body on a 307/308 redirect. So every POST must go to the authority's own scheme,
-    host and port, and is never redirected. GETs (discovery) carry no credential. A wrapper rather than a
-    session of its own, so that the tenants can keep sharing one pool of connections.
-    """
-
-    def __init__(self, session: requests.Session, authority_host: str) -> None:
-        self._session = session
-        self._origin = _origin(authority_host)
-
-    def get(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._session.get(url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> requests.Response:
-        if _origin(url) != self._origin:
-            raise RefusedHost(f"refusing to send the credential to {urlsplit(url).netloc}")
-        kwargs["allow_redirects"] = False
-        return self._session.post(url, **kwargs)
-
-    def close(self) -> None:
-        pass  # the session's pools may be shared by every tenant: its owner closes it
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 class MsalTokens:
@@ -109,10 +77,11 @@ class MsalTokens:
                 if status is not None and 400 <= status < 500 and status != 429:
                     raise PollError("auth", f"the identity platform answered HTTP {status}", status=status) from None
                 raise self._unavailable(status) from None
-            except RefusedHost as exc:
-                raise PollError(
-                    "auth", f"{exc}: the identity platform's discovery named a token endpoint outside the authority"
-                ) from None
+            except RefusedURL as exc:
+                # Discovery (or the environment) named an endpoint elsewhere: nothing was sent there. The app
+                # has learnt that endpoint: a fresh one discovers again at the next poll.
+                self._app = None
+                raise PollError("auth", str(exc)) from None
             except requests.Timeout:
                 raise PollError("timeout", "the identity platform did not answer in time") from None
             except requests.RequestException as exc:
@@ -196,15 +165,35 @@ def _certificate_credential(cert: Certificate) -> dict[str, Any]:
     return credential
 
 
-def _tenant_session(timeout: float, shared: requests.Session | None) -> TimeoutSession:
+def _tenant_session(timeout: float, shared: requests.Session | None, trusted: CredentialOrigin) -> TimeoutSession:
     """MSAL's HTTP client for one tenant: its own session, since the last status and the poll's deadline it
-    keeps are the tenant's (tenants are polled at once), over the shared connection pools if there are any."""
-    session = TimeoutSession(timeout)
+    keeps are the tenant's (tenants are polled at once), over the shared connection pools if there are any.
+    It sends nothing outside `trusted`, whatever discovery or a redirect names."""
+    session = TimeoutSession(timeout, trusted)
     if shared is not None:
         for prefix, adapter in shared.adapters.items():
             session.mount(prefix, adapter)  # the same adapters: the same pools of connections
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # an empty list allows no domain
     return session
+
+
+def managed_identity_origin(env: Mapping[str, str]) -> CredentialOrigin:
+    """Where MSAL's managed identity client sends its requests (plain http for the local endpoints)."""
+    return CredentialOrigin(_managed_identity_endpoint(env), "the managed identity endpoint", allow_http=True)
+
+
+def _managed_identity_endpoint(env: Mapping[str, str]) -> str:
+    """The endpoint MSAL's managed identity client asks, found the way it finds it (in the order of
+    msal.managed_identity._obtain_token): Service Fabric, App Service, Azure ML, Azure Arc, else a VM's IMDS."""
+    if "IDENTITY_ENDPOINT" in env and "IDENTITY_HEADER" in env:
+        return env["IDENTITY_ENDPOINT"]
+    if "MSI_ENDPOINT" in env and "MSI_SECRET" in env:
+        return env["MSI_ENDPOINT"]
+    if "IDENTITY_ENDPOINT" in env and "IMDS_ENDPOINT" in env:
+        return env["IDENTITY_ENDPOINT"]
+    if sys.platform == "linux" and os.path.exists("/opt/azcmagent/bin/himds"):
+        return "http://localhost:40342" + _IMDS_PATH  # Arc's agent, found by its file
+    return env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://169.254.169.254").strip("/") + _IMDS_PATH
 
 
 def token_provider(tenant: Tenant, config: Config, http: requests.Session | None = None) -> TokenProvider:
@@ -220,9 +209,18 @@ def token_provider(tenant: Tenant, config: Config, http: requests.Session | None
             if cred.client_id
             else msal.SystemAssignedManagedIdentity()
         )
-        mi_session = _tenant_session(config.http_timeout, http)
+        trusted = managed_identity_origin(os.environ)
+        mi_session = _tenant_session(config.http_timeout, http, trusted)
+
+        def managed_identity_client() -> Any:
+            # Service Fabric's requests go through a session MSAL makes of its own: check its endpoint here.
+            refusal = trusted.refusal(trusted.root)
+            if refusal:
+                raise RefusedURL(refusal)
+            return msal.ManagedIdentityClient(identity, http_client=mi_session)
+
         return MsalTokens(
-            lambda: msal.ManagedIdentityClient(identity, http_client=mi_session),
+            managed_identity_client,
             lambda app: app.acquire_token_for_client(resource=config.graph_root),
             mi_session,
         )
@@ -241,7 +239,7 @@ def token_provider(tenant: Tenant, config: Config, http: requests.Session | None
     host = urlsplit(config.authority_host).hostname
     scopes = [f"{config.graph_root}/.default"]
     # Our session rather than MSAL's own (which would get `timeout=`): the same timeouts, plus the last status.
-    session = _tenant_session(config.http_timeout, http)
+    session = _tenant_session(config.http_timeout, http, CredentialOrigin(config.authority_host, "the authority"))
     return MsalTokens(
         lambda: msal.ConfidentialClientApplication(
             tenant.client_id,
@@ -249,8 +247,7 @@ def token_provider(tenant: Tenant, config: Config, http: requests.Session | None
             authority=f"{config.authority_host}/{tenant.tenant_id}",
             # For any host that is not Microsoft's, MSAL would otherwise ask login.microsoftonline.com.
             instance_discovery=None if host in MICROSOFT_AUTHORITY_HOSTS else False,
-            # The credential may go nowhere but the authority, whatever discovery or a redirect says.
-            http_client=AuthorityOnly(session, config.authority_host),
+            http_client=session,
         ),
         lambda app: app.acquire_token_for_client(scopes),
         session,

@@ -18,6 +18,12 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from exporter.graph.urls import CredentialOrigin
+
+
+class RefusedURL(requests.RequestException):
+    """A request that could have carried a credential outside its trusted origin; it was never sent."""
+
 
 class TimeoutSession(requests.Session):
     """MSAL's HTTP client: every request times out (MSAL's managed identity client sets no timeout), and
@@ -27,11 +33,16 @@ class TimeoutSession(requests.Session):
     MsalServiceError, and from a managed identity endpoint an error dict or a JSON error. The status
     tells a failing identity platform (retried) from a refused credential (not retried). It stays until
     a token is obtained: MSAL replays a 429/5xx from its own cache for its Retry-After, without a request.
+
+    With `trusted`, every request, redirects included, must pass its check when it is sent: MSAL posts the
+    credential to whatever token endpoint the OIDC discovery document names, and a managed identity
+    endpoint's header is a secret too. The check reads the prepared URL, the one the transport uses.
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, trusted: CredentialOrigin | None = None) -> None:
         super().__init__()
         self._timeout = timeout
+        self._trusted = trusted
         self.last_status: int | None = None
         # The poll's deadline (monotonic clock): no request outlasts the poll's budget, as Graph's do not.
         self.deadline: float | None = None
@@ -47,6 +58,13 @@ class TimeoutSession(requests.Session):
         response = super().request(*args, **kwargs)
         self.last_status = response.status_code
         return response
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if self._trusted is not None:
+            refusal = self._trusted.refusal(request.url or "")
+            if refusal:
+                raise RefusedURL(f"refusing a request outside {self._trusted.name} {self._trusted.root}: {refusal}")
+        return super().send(request, **kwargs)
 
 
 def pooled(timeout: float, connections: int, *, retries: int = 0) -> requests.Session:
