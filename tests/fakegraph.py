@@ -324,26 +324,16 @@ def _handler_for(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                     401, {"error": {"code": "InvalidAuthenticationToken", "message": "Lifetime validation failed."}}
                 )
                 return
-            if fault.action == "trickle":
+            if fault.action in ("trickle", "drip"):  # 64 KiB, or one byte, every fault.seconds
                 data = fault.payload()
                 self.send_response(fault.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                for start in range(0, len(data), 65536):
-                    self.wfile.write(data[start : start + 65536])
-                    self.wfile.flush()
-                    time.sleep(fault.seconds)
-                return
-            if fault.action == "drip":
-                data = fault.payload()
-                self.send_response(fault.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
+                step = 65536 if fault.action == "trickle" else 1
                 try:
-                    for byte in range(len(data)):
-                        self.wfile.write(data[byte : byte + 1])
+                    for start in range(0, len(data), step):
+                        self.wfile.write(data[start : start + step])
                         self.wfile.flush()
                         time.sleep(fault.seconds)
                 except OSError:  # the client closed the connection

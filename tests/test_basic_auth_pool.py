@@ -117,17 +117,30 @@ def test_a_flood_of_wrong_passwords_does_not_hold_up_the_right_one(
     release.set()
     assert not auth.check(header("prometheus", b"guess"), configured, "198.51.100.66")  # its first failure
     release.clear()
-    flooders = flood(lambda: auth.check(header("prometheus", b"guess"), configured, "198.51.100.66"), 40)
-    assert entered.wait(timeout=30)
-    answer: list[bool] = []
-    scraper = threading.Thread(target=lambda: answer.append(auth.check(header("prometheus", RIGHT), configured, "x")))
-    scraper.start()
-    scraper.join(timeout=60)
-    assert answer == [True]
+    flooders = forty_wrong_passwords_in_flight(auth, configured, entered)
+    assert answer_to_a_scraper(auth, configured) == [True]
     assert sum(t.is_alive() for t in flooders) == 40  # answered while the whole flood was still in flight
     release.set()
     for thread in flooders:
         thread.join(timeout=60)
+
+
+def forty_wrong_passwords_in_flight(
+    auth: BasicAuth, configured: dict[str, Secret], entered: threading.Event
+) -> list[threading.Thread]:
+    """Forty checks of a wrong password from one address, held inside bcrypt until the test releases them."""
+    flooders = flood(lambda: auth.check(header("prometheus", b"guess"), configured, "198.51.100.66"), 40)
+    assert entered.wait(timeout=30)
+    return flooders
+
+
+def answer_to_a_scraper(auth: BasicAuth, configured: dict[str, Secret]) -> list[bool]:
+    """What a scraper with the right password, from another address, is answered while the flood is held."""
+    answer: list[bool] = []
+    scraper = threading.Thread(target=lambda: answer.append(auth.check(header("prometheus", RIGHT), configured, "x")))
+    scraper.start()
+    scraper.join(timeout=60)
+    return answer
 
 
 def test_a_burst_from_a_new_address_takes_one_slot_besides_the_suspects_one(
@@ -136,13 +149,8 @@ def test_a_burst_from_a_new_address_takes_one_slot_besides_the_suspects_one(
     # No failure is on record for the flooding address yet: all forty arrive before the first is answered.
     entered, _ = held
     auth, configured = BasicAuth(workers=3), users(prometheus=4)
-    flooders = flood(lambda: auth.check(header("prometheus", b"guess"), configured, "198.51.100.66"), 40)
-    assert entered.wait(timeout=30)
-    answer: list[bool] = []
-    scraper = threading.Thread(target=lambda: answer.append(auth.check(header("prometheus", RIGHT), configured, "x")))
-    scraper.start()
-    scraper.join(timeout=60)
-    assert answer == [True]
+    flooders = forty_wrong_passwords_in_flight(auth, configured, entered)
+    assert answer_to_a_scraper(auth, configured) == [True]
     assert sum(t.is_alive() for t in flooders) == 40
 
 

@@ -264,31 +264,8 @@ def test_pacing_keeps_a_throttling_graph_from_ever_answering_429(fake: FakeGraph
 
 def test_personal_data_never_reaches_logs_or_metrics(fake: FakeGraph) -> None:
     fake.fail("details", Fault(200, {"value": [{**user_record(7), "isMfaRegistered": "maybe"}]}))
-    env = fake.env()
-    failed = run_cli(
-        "--once",
-        "--source",
-        "details",
-        "--graph.rate-limit",
-        "off",
-        "--log.level",
-        "debug",
-        "--graph.endpoint",
-        fake.url,
-        env=env,
-    )
-    ok = run_cli(
-        "--once",
-        "--source",
-        "details",
-        "--graph.rate-limit",
-        "off",
-        "--log.level",
-        "debug",
-        "--graph.endpoint",
-        fake.url,
-        env=env,
-    )
+    args = ("--once", "--source", "details", "--graph.rate-limit", "off", "--log.level", "debug")
+    failed, ok = (run_cli(*args, "--graph.endpoint", fake.url, env=fake.env()) for _ in range(2))
     assert failed.returncode == 1 and ok.returncode == 0
     for text in (failed.stdout, failed.stderr, ok.stdout, ok.stderr):
         assert "contoso.example" not in text and "Person Number" not in text

@@ -87,16 +87,16 @@ def test_a_bad_answer_keeps_the_last_good_numbers_and_says_bad_response(
     assert value(exporter, "tenant_total_users", tenant=tenant) == 23200
 
 
+NO_SKU = "Tenant does not have a SKU required for this feature."
+
+
+def fail_without_licence(fake: FakeGraph) -> None:
+    """Graph's answer to a tenant without Entra ID P1 or P2."""
+    fake.fail("legacy", graph_error(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant", NO_SKU, "req-403"))
+
+
 def test_a_first_poll_that_fails_publishes_health_but_no_numbers(fake: FakeGraph) -> None:
-    fake.fail(
-        "legacy",
-        graph_error(
-            403,
-            "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
-            "Tenant does not have a SKU required for this feature.",
-            "req-403",
-        ),
-    )
+    fail_without_licence(fake)
     exporter = make_exporter(fake)
     (status,) = exporter.poller.poll_round()
     assert status.last_reason == "http_4xx"
@@ -111,15 +111,7 @@ def test_a_first_poll_that_fails_publishes_health_but_no_numbers(fake: FakeGraph
 def test_a_graph_error_is_logged_once_with_its_code_and_request_id(
     fake: FakeGraph, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake.fail(
-        "legacy",
-        graph_error(
-            403,
-            "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
-            "Tenant does not have a SKU required for this feature.",
-            "req-403",
-        ),
-    )
+    fail_without_licence(fake)
     exporter = make_exporter(fake)
     with caplog.at_level(logging.DEBUG, logger="exporter"):
         exporter.poller.poll_round()

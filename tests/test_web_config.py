@@ -58,20 +58,10 @@ BAD_FILES = [
         id="require-any",
     ),
     pytest.param(
-        TLS + "  client_auth_type: Maybe\n",
-        ["client_auth_type: 'Maybe' is not one of"],
-        id="bad-client-auth",
+        TLS + "  client_auth_type: Maybe\n", ["client_auth_type: 'Maybe' is not one of"], id="bad-client-auth"
     ),
-    pytest.param(
-        TLS + "  client_ca_file: ca.pem\n",
-        ["never checks it"],
-        id="ca-without-client-auth",
-    ),
-    pytest.param(
-        TLS + "  min_version: TLS14\n",
-        ["min_version: 'TLS14'"],
-        id="bad-version",
-    ),
+    pytest.param(TLS + "  client_ca_file: ca.pem\n", ["never checks it"], id="ca-without-client-auth"),
+    pytest.param(TLS + "  min_version: TLS14\n", ["min_version: 'TLS14'"], id="bad-version"),
     pytest.param(
         TLS + "  client_allowed_sans: [a]\n",
         ["client_allowed_sans needs client_auth_type RequireAndVerifyClientCert"],

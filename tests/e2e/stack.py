@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from tests.fakegraph import FakeGraph, Fault
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, stop
 
 DEPLOY = ROOT / "deploy"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
@@ -156,12 +156,7 @@ def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @contextmanager
