@@ -91,9 +91,13 @@ def parse_https_url(text: str, *, bare_host_ok: bool) -> str:
     text = text.strip().rstrip("/")
     if bare_host_ok and "://" not in text:
         text = "https://" + text
+    if not all("!" <= c <= "~" for c in text) or "\\" in text:
+        raise ValueError(f"{text!r} holds whitespace, a backslash, a control or a non-ASCII character")
     parts = urlsplit(text)
     if parts.scheme != "https":
         raise ValueError(f"{text!r} must be an https:// URL")
+    if "@" in parts.netloc or "%" in parts.netloc:
+        raise ValueError(f"{text!r} must not carry userinfo or escapes in its host")
     if not parts.hostname:
         raise ValueError(f"{text!r} has no host")
     if parts.query or parts.fragment:

@@ -165,6 +165,18 @@ CONFIG_ERRORS = [
         ["AZURE_AUTHORITY_HOST", "https://"],
         id="http-authority",
     ),
+    pytest.param(
+        ["--graph.endpoint", "https://evil.example\\@graph.microsoft.com"],
+        SECRET,
+        ["--graph.endpoint", "backslash"],
+        id="endpoint-two-parsers-read-differently",
+    ),
+    pytest.param(
+        [],
+        {**SECRET, "AZURE_AUTHORITY_HOST": "https://evil.example@login.microsoftonline.com"},
+        ["AZURE_AUTHORITY_HOST", "userinfo"],
+        id="authority-with-userinfo",
+    ),
     pytest.param(["--cloud", "mars"], SECRET, ["--cloud: 'mars'"], id="bad-cloud"),
     pytest.param(["--source", "magic"], SECRET, ["--source: 'magic'"], id="bad-source"),
     pytest.param(["--web.listen-address", "9918"], SECRET, ["--web.listen-address"], id="bad-listen-address"),
