@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # module → the fast tests that should notice a change in it
 TARGETS: dict[str, list[str]] = {
     "exporter/graph/urls.py": ["tests/test_urls.py"],
+    "exporter/graph/retry_after.py": ["tests/test_pacing.py"],
     "exporter/graph/pacing.py": ["tests/test_pacing.py"],
-    "exporter/sources/legacy.py": ["tests/test_legacy_parsing.py", "tests/test_parsers_fuzz.py"],
-    "exporter/sources/details.py": ["tests/test_tally.py", "tests/test_parsers_fuzz.py"],
-    "exporter/snapshot.py": ["tests/test_hostile_answers.py", "tests/test_legacy_parsing.py"],
-    "exporter/collector.py": ["tests/test_exposition.py"],
+    "exporter/sources/legacy.py": ["tests/test_legacy_parsing.py"],
+    "exporter/sources/strength.py": ["tests/test_tally.py"],
+    "exporter/snapshot.py": ["tests/test_legacy_parsing.py", "tests/test_tally.py"],
 }
 
 SWAPS: dict[type[ast.AST], type[ast.AST]] = {

@@ -214,3 +214,13 @@ def tenant_entry(number: int, **credential: object) -> dict[str, object]:
         "client_id": FakeGraph.client_id,
         **(credential or {"client_secret_env": SECRET_ENV}),
     }
+
+
+def rules_generator() -> Any:
+    """deploy/kubernetes/generate_prometheusrule.py as a module: what customises the shipped rules."""
+    sys.path.insert(0, str(ROOT / "deploy" / "kubernetes"))
+    try:
+        import generate_prometheusrule  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    return generate_prometheusrule

@@ -11,14 +11,13 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support import FIXTURES, ROOT
+from tests.support import FIXTURES, ROOT, rules_generator
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes" / "base"
@@ -54,13 +53,7 @@ def dashboard_panels() -> list[dict[str, Any]]:
 # --- rules --------------------------------------------------------------------------------------------
 
 
-def generator() -> Any:
-    sys.path.insert(0, str(DEPLOY / "kubernetes"))
-    try:
-        import generate_prometheusrule  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
-    return generate_prometheusrule
+generator = rules_generator
 
 
 def test_the_prometheusrule_is_generated_from_the_rules_file_and_up_to_date() -> None:

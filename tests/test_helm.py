@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support import ROOT
+from tests.support import ROOT, rules_generator
 
 CHART = ROOT / "deploy" / "helm" / "entra-credential-exporter"
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
@@ -206,11 +205,7 @@ def test_the_prometheusrule_holds_the_rules_of_rules_yml(helm: str) -> None:
 
 
 def test_the_rules_job_runbook_url_and_allowance_values_match_the_kustomize_generator(helm: str) -> None:
-    sys.path.insert(0, str(ROOT / "deploy" / "kubernetes"))
-    try:
-        import generate_prometheusrule as generator  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
+    generator = rules_generator()
     settings = {"job": "entra-prod|entra-dr", "runbookUrl": "https://wiki.example.com/entra", "allowance": 2}
     settings["phishable"] = 9
     values = {

@@ -91,9 +91,10 @@ def prometheus_config(exporters: list[str], alertmanager: str) -> dict[str, Any]
     return config
 
 
-def rules_with_short_holds() -> dict[str, Any]:
-    """deploy/prometheus/rules.yml with every `for:` set to TEST_HOLD; nothing else changes."""
-    rules: dict[str, Any] = yaml.safe_load(RULES.read_text())
+def rules_with_short_holds(text: str | None = None) -> dict[str, Any]:
+    """deploy/prometheus/rules.yml (or `text`, as the generator customised it) with every `for:` set to
+    TEST_HOLD; nothing else changes."""
+    rules: dict[str, Any] = yaml.safe_load(text or RULES.read_text())
     alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
     assert alerts, "no alerts in rules.yml"
     for rule in alerts.values():
@@ -160,7 +161,7 @@ def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 
 @contextmanager
-def monitoring(tmp: Path, exporters: list[str]) -> Iterator[Stack]:
+def monitoring(tmp: Path, exporters: list[str], rules: str | None = None) -> Iterator[Stack]:
     """Alertmanager and Prometheus, scraping `exporters` (host:port), until the block ends."""
     prometheus_bin = program("prometheus")
     alertmanager_bin = program("prometheus-alertmanager", "alertmanager")
@@ -170,7 +171,7 @@ def monitoring(tmp: Path, exporters: list[str]) -> Iterator[Stack]:
     prom_dir.mkdir()
     shutil.copy(ALERTMANAGER_CONFIG, am_dir / "alertmanager.yml")
     (prom_dir / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(exporters, f"127.0.0.1:{am_port}")))
-    (prom_dir / "rules.yml").write_text(yaml.safe_dump(rules_with_short_holds()))
+    (prom_dir / "rules.yml").write_text(yaml.safe_dump(rules_with_short_holds(rules)))
     am_log, prom_log = tmp / "alertmanager.log", tmp / "prometheus.log"
 
     def logs() -> str:

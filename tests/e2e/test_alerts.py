@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import AlwaysFailingGraph, Stack, monitoring, wait_until
+from tests.e2e.stack import RULES, AlwaysFailingGraph, Stack, monitoring, wait_until
 from tests.fakegraph import Fault, legacy_payload
-from tests.support import exporter_process
+from tests.support import exporter_process, rules_generator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -29,12 +29,14 @@ def graph(tmp_path: Path) -> Iterator[AlwaysFailingGraph]:
 
 
 @contextmanager
-def polled_and_monitored(graph: AlwaysFailingGraph, tmp_path: Path, *flags: str) -> Iterator[Stack]:
+def polled_and_monitored(
+    graph: AlwaysFailingGraph, tmp_path: Path, *flags: str, rules: str | None = None
+) -> Iterator[Stack]:
     """The exporter polling the fake every 2 s, scraped by Prometheus, which alerts to Alertmanager."""
     args = ("--graph.endpoint", graph.url, "--poll.interval", "2s", "--tenant.name", TENANT, *flags)
     with (
         exporter_process(*args, env=graph.env()) as (url, _proc),
-        monitoring(tmp_path, [url.removeprefix("http://")]) as s,
+        monitoring(tmp_path, [url.removeprefix("http://")], rules) as s,
     ):
         wait_until(
             "the exporter's target up in Prometheus",
@@ -171,9 +173,10 @@ def test_admins_who_could_still_be_phished_and_a_phishing_resistant_drop_reach_a
     admins = [u for u in graph.users if u["isAdmin"] is True]
     phishable = [u for u in admins if "fido2" not in u["methodsRegistered"]]
     assert (len(admins), len(phishable)) == (25, 21)
-    allowance = {"EntraAdminsWithoutPhishingResistantMFA": ("> 0", "> 18")}  # 18 admins may still be phishable
+    generator = rules_generator()  # as a user sets the allowance: 18 admins may still be phishable
+    rules = generator.customise(RULES.read_text(), generator.JOB, generator.RUNBOOK_URL, 0, phishable_allowance=18)
     flags = ("--source", "details", "--graph.rate-limit", "off")
-    with polled_and_monitored(graph, tmp_path, *flags, thresholds=allowance) as stack:
+    with polled_and_monitored(graph, tmp_path, *flags, rules=rules) as stack:
         alert = stack.wait_for_alert("EntraAdminsWithoutPhishingResistantMFA", TENANT)
         assert alert["labels"] == {
             "alertname": "EntraAdminsWithoutPhishingResistantMFA",
