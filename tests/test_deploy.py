@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.config.options import OPTIONS
 from tests.support import FIXTURES, ROOT, rules_generator
 
 DEPLOY = ROOT / "deploy"
@@ -371,3 +372,11 @@ def test_the_compose_demo_runs_the_exporter_in_demo_mode_with_the_files_the_e2e_
 @pytest.mark.parametrize("path", sorted((DEPLOY / "grafana" / "provisioning").rglob("*.yml")), ids=lambda p: p.name)
 def test_grafana_provisioning_files_are_version_1(path: Path) -> None:
     assert load(path)["apiVersion"] == 1
+
+
+def test_the_readme_configuration_table_lists_every_option_with_its_file_key() -> None:
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Configuration") :]
+    rows = dict(re.findall(r"^\| `(--[a-z.-]+)` \| (—|`[a-z._]+`) \|", table[: table.index("\n## ", 1)], re.MULTILINE))
+    documented = {flag: None if key == "—" else key.strip("`") for flag, key in rows.items()}
+    assert documented == {option.flag: option.key for option in OPTIONS.values() if option.flag != "--version"}
