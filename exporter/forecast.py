@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from exporter.config import Config, Demo, Tenant
 from exporter.graph.pacing import steady_pace
@@ -45,6 +46,7 @@ def warn_if_the_interval_is_short(config: Config, tenants: Sequence[Tenant]) -> 
             )
 
 
+@dataclass
 class PagingForecast:
     """Told of each page of a tenant's paging; says once a poll when the paging will outlast the interval.
 
@@ -53,39 +55,30 @@ class PagingForecast:
     of the configured one and the one measured so far in this poll.
     """
 
-    def __init__(
-        self,
-        tenant: str,
-        *,
-        interval: float,
-        pace: float,
-        page_size: int,
-        known_users: Callable[[], int | None],
-    ) -> None:
-        self._tenant = tenant
-        self._interval = interval
-        self._pace = pace
-        self._page_size = page_size
-        self._known_users = known_users
-        self._said = False
+    tenant: str
+    interval: float
+    pace: float
+    page_size: int
+    known_users: Callable[[], int | None]
+    _said: bool = field(default=False, init=False)
 
     def __call__(self, pages: int, users: int, elapsed: float) -> None:
         if pages == 1:
             self._said = False  # a new poll
         if self._said:
             return
-        known = self._known_users()
-        fields: dict[str, object] = {"tenant": self._tenant, "pages": pages, "interval_seconds": self._interval}
+        known = self.known_users()
+        fields: dict[str, object] = {"tenant": self.tenant, "pages": pages, "interval_seconds": self.interval}
         if known is None:
-            if elapsed <= self._interval:
+            if elapsed <= self.interval:
                 return
             message = "the paging has outlasted the interval; it runs on to its end"
             fields["elapsed_seconds"] = round(elapsed)
         else:
-            left = max(0, math.ceil(known / self._page_size) - pages)
-            pace = max(self._pace, elapsed / pages)
+            left = max(0, math.ceil(known / self.page_size) - pages)
+            pace = max(self.pace, elapsed / pages)
             expected = elapsed + left * pace
-            if expected <= self._interval:
+            if expected <= self.interval:
                 return
             message = "the paging is expected to outlast the interval; it runs on to its end"
             fields.update(pages_left=left, pace_seconds=round(pace, 2), expected_seconds=round(expected))

@@ -108,8 +108,7 @@ class Options:
     )  # fmt: skip
     web_config_file: str | None = _option(
         "--web.config.file", None, text, None, group=WEB, metavar="FILE",
-        help="exporter-toolkit web config (YAML) enabling TLS and/or basic auth on every endpoint; "
-        "re-read when it changes",
+        help="exporter-toolkit web config (YAML) for TLS and basic auth on every endpoint; re-read on change",
     )  # fmt: skip
     poll_interval: float = _option(
         "--poll.interval", "poll.interval", parse_duration, "15m", group=POLLING, metavar="DURATION",
