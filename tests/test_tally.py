@@ -223,3 +223,12 @@ def test_a_page_of_made_up_methods_fails_whole_without_a_log_line_per_name(caplo
     with caplog.at_level("WARNING"), pytest.raises(BadResponse):
         tally_of(records)
     assert not [r for r in caplog.records if "madeUp" in r.getMessage()]
+
+
+def test_a_report_holds_up_to_128_methods_and_refuses_the_129th() -> None:
+    def report(methods: int) -> Report:
+        return Report("details", 1, (("mfaRegistered", 1),), methods=tuple((f"m{n:03d}", 1) for n in range(methods)))
+
+    assert len(report(128).methods) == 128
+    with pytest.raises(BadResponse, match="129 authentication method values, over the cap of 128"):
+        report(129)

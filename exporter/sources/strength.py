@@ -40,7 +40,6 @@ CLASSES: tuple[tuple[str, frozenset[str]], ...] = (
     ("none", frozenset({"email", "securityQuestion", "temporaryAccessPass"})),
 )
 STRENGTHS = tuple(name for name, _ in CLASSES)
-PHISHING_RESISTANT = STRENGTHS[0]
 _RANK = {method: rank for rank, (_, methods) in enumerate(CLASSES) for method in methods}
 _NONE = len(CLASSES) - 1
 _reported: set[str] = set()  # unknown names already logged, process-wide: once per name, not once per poll
