@@ -39,7 +39,7 @@ from exporter.poller import TenantJob  # noqa: E402
 from exporter.snapshot import TenantStatus  # noqa: E402
 from exporter.sources.demo import DemoSource  # noqa: E402
 from exporter.web.exposition import Exposition  # noqa: E402
-from exporter.web.routes import App, serve  # noqa: E402
+from exporter.web.routes import Endpoints, serve  # noqa: E402
 from exporter.web.status import StatusPage  # noqa: E402
 
 
@@ -89,7 +89,7 @@ def run(tenants: int, way: str, scrapes: int) -> dict[str, float]:
     collector = RegistrationCollector(lambda: jobs, "15m", 900.0)
     parts = collector.parts() if way != "uncached" else (Part(collector.collect, None),)
     status = StatusPage(lambda: jobs, lambda _: None, lambda: (), False, "15m")
-    server = serve(App(Exposition(parts), status, lambda: True, lambda: True), "127.0.0.1", 0)
+    server = serve(Endpoints(Exposition(parts), status, lambda: True, lambda: True), "127.0.0.1", 0)
     stop = threading.Event()
 
     def requests_running() -> None:

@@ -20,7 +20,7 @@ from exporter.config import PROG, Config, parse_command_line, read_config, reada
 from exporter.errors import ConfigError
 from exporter.values import format_address
 from exporter.web.guard import WebGuard
-from exporter.web.routes import App, serve
+from exporter.web.routes import Endpoints, serve
 from exporter.web.webconfig import WebConfig, read_web_config
 
 log = logging.getLogger("exporter")
@@ -113,7 +113,7 @@ def _serve(exporter: Exporter, reread: Callable[[], Config], web: WebConfig | No
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: reload_requested.set())
-    app = App.of(exporter, poller.alive, poller.first_round_done.is_set)
+    app = Endpoints.of(exporter, poller.alive, poller.first_round_done.is_set)
     try:
         server = serve(app, config.listen_host, config.listen_port, WebGuard(web) if web else None)
     except OSError as exc:

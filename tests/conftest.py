@@ -15,7 +15,7 @@ import pytest
 from exporter.app import Exporter
 from exporter.config import read_config
 from exporter.web.guard import WebGuard
-from exporter.web.routes import App, serve
+from exporter.web.routes import Endpoints, serve
 from exporter.web.server import Limits, Server
 from exporter.web.webconfig import read_web_config
 from tests.fakegraph import FakeGraph
@@ -69,14 +69,14 @@ def kubetools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture
-def app() -> App:
+def app() -> Endpoints:
     exporter = Exporter(read_config({"demo": True}, {}))
     exporter.poller.poll_round()
-    return App.of(exporter, lambda: True, lambda: True)
+    return Endpoints.of(exporter, lambda: True, lambda: True)
 
 
 @pytest.fixture
-def start(app: App) -> Iterator[Any]:
+def start(app: Endpoints) -> Iterator[Any]:
     servers: list[Server] = []
 
     def start(config: Path | None = None, limits: Limits | None = None) -> tuple[int, WebGuard | None]:

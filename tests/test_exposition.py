@@ -20,7 +20,7 @@ from exporter.sources.demo import DemoSource
 from exporter.sources.details import Tally
 from exporter.sources.records import Record
 from exporter.web.exposition import Exposition
-from exporter.web.routes import App, serve
+from exporter.web.routes import Endpoints, serve
 from tests.fakegraph import FakeGraph, legacy_payload, user_record
 from tests.support import FIXTURES, make_exporter
 
@@ -114,7 +114,7 @@ def test_a_graph_request_renders_the_traffic_again_but_not_the_statuses() -> Non
 def test_the_cache_serves_new_numbers_after_a_poll(fake: FakeGraph) -> None:
     exporter = make_exporter(fake, source="legacy")
     exporter.poller.poll_round()
-    server = serve(App.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
+    server = serve(Endpoints.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
         tenant = fake.tenant_id

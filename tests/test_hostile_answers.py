@@ -16,7 +16,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
-from exporter.web.routes import App, serve
+from exporter.web.routes import Endpoints, serve
 from tests.fakegraph import FakeGraph, Fault, legacy_payload, user_record
 from tests.support import make_exporter
 
@@ -37,7 +37,7 @@ def details_page(methods_of: list[list[Any]]) -> dict[str, Any]:
 
 @contextmanager
 def web(exporter: Exporter) -> Iterator[str]:
-    server = serve(App.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
+    server = serve(Endpoints.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

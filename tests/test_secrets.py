@@ -21,7 +21,7 @@ from exporter import logs
 from exporter.errors import BadResponse, PollError
 from exporter.graph.credentials import token_provider
 from exporter.values import REDACTED, Secret
-from exporter.web.routes import App, serve
+from exporter.web.routes import Endpoints, serve
 from tests.fakegraph import LEGACY_PATH, FakeGraph, Fault, graph_error
 from tests.support import exporter_process, graph_client, make_exporter, run_cli, wait_for
 
@@ -141,7 +141,7 @@ HOSTILE_NAME = 'con"to\\so\n<script>alert(1)</script> & co'
 def test_a_hostile_tenant_name_is_escaped_in_metrics_and_on_the_landing_page(fake: FakeGraph) -> None:
     exporter = make_exporter(fake, tenant_name=HOSTILE_NAME)
     exporter.poller.poll_round()
-    server = serve(App.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
+    server = serve(Endpoints.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         text = requests.get(base + "/metrics", timeout=5).text

@@ -19,7 +19,7 @@ import requests
 import yaml
 
 from exporter.app import Exporter
-from exporter.web.routes import App, serve
+from exporter.web.routes import Endpoints, serve
 from exporter.web.status import CONTENT_SECURITY_POLICY
 from tests.fakegraph import FakeGraph, Fault, legacy_payload
 from tests.support import (
@@ -103,7 +103,9 @@ def two_tenants(fake: FakeGraph, tmp_path: Path) -> Iterator[tuple[str, Exporter
     argv = ("--config.file", str(config), "--graph.endpoint", fake.url, "--poll.interval", "15m")
     exporter = Exporter(config_of(*argv, "--graph.rate-limit", "off", env=env))
     exporter.poller.start()
-    server = serve(App.of(exporter, exporter.poller.alive, exporter.poller.first_round_done.is_set), "127.0.0.1", 0)
+    server = serve(
+        Endpoints.of(exporter, exporter.poller.alive, exporter.poller.first_round_done.is_set), "127.0.0.1", 0
+    )
     try:
         wait_for(exporter.poller.first_round_done.is_set)
         yield f"http://127.0.0.1:{server.server_address[1]}/", exporter
@@ -167,7 +169,7 @@ def test_a_long_paging_shows_its_progress(fake: FakeGraph, tmp_path: Path) -> No
     fake.fail("details", Fault(action="pass"), Fault(action="stall", seconds=60, status=500, body="late"))
     exporter = make_exporter(fake, source="details", page_size=500, rate_limit="off", poll_interval="15m")
     threading.Thread(target=exporter.poller.jobs[0].poll, args=(90,), daemon=True).start()
-    server = serve(App.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
+    server = serve(Endpoints.of(exporter, lambda: True, lambda: True), "127.0.0.1", 0)
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
         wait_for(lambda: "pages read: 1 " in requests.get(url, timeout=5).text)

@@ -21,7 +21,7 @@ from cryptography import x509
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.web.routes import App, serve
+from exporter.web.routes import Endpoints, serve
 from exporter.web.server import Limits
 from tests.support import accepts_connections, exporter_process, write_config
 
@@ -477,7 +477,7 @@ def test_basic_auth_without_tls_is_served_with_a_warning(tmp_path: Path) -> None
 
 
 def test_any_request_head_gets_an_http_answer_or_a_closed_connection_never_a_crash(
-    app: App, caplog: pytest.LogCaptureFixture
+    app: Endpoints, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = serve(app, "127.0.0.1", 0, None, Limits(head_timeout=2.0))
     port = int(server.server_address[1])
@@ -502,7 +502,7 @@ def test_any_request_head_gets_an_http_answer_or_a_closed_connection_never_a_cra
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-def test_answers_are_not_held_back_by_nagles_algorithm(app: App) -> None:
+def test_answers_are_not_held_back_by_nagles_algorithm(app: Endpoints) -> None:
     """Headers and body leave in two writes: with Nagle on, every kept-alive scrape would wait ~40 ms for the
     client's delayed ACK (docs/benchmarks.md). Checked on the socket itself, not by timing."""
     server = serve(app, "127.0.0.1", 0, None, Limits(head_timeout=5.0))

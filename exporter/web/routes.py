@@ -14,7 +14,7 @@ from exporter.web.status import CONTENT_SECURITY_POLICY, StatusPage
 DEFAULT_LIMITS = Limits()
 
 
-class App:
+class Endpoints:
     """What the handlers need to know, and nothing more."""
 
     def __init__(
@@ -32,7 +32,7 @@ class App:
         self.ready = ready
 
     @classmethod
-    def of(cls, exporter: Exporter, alive: Callable[[], bool], ready: Callable[[], bool]) -> App:
+    def of(cls, exporter: Exporter, alive: Callable[[], bool], ready: Callable[[], bool]) -> Endpoints:
         poller = exporter.poller
         status = StatusPage(
             jobs=lambda: poller.jobs,
@@ -49,7 +49,7 @@ class Handler(HardenedHandler):
     """The routes. Methods, limits, TLS and authentication are HardenedHandler's job."""
 
     server_version = f"entra-credential-exporter/{__version__}"
-    app: App  # set on the subclass made by serve()
+    app: Endpoints  # set on the subclass made by serve()
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -75,7 +75,9 @@ class Handler(HardenedHandler):
     do_HEAD = do_GET  # _answer leaves out the body of a HEAD
 
 
-def serve(app: App, host: str, port: int, guard: WebGuard | None = None, limits: Limits = DEFAULT_LIMITS) -> Server:
+def serve(
+    endpoints: Endpoints, host: str, port: int, guard: WebGuard | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Server:
     """Bind and start serving in a background thread; an empty host listens on every address, v4 and v6."""
-    handler = type("BoundHandler", (Handler,), {"app": app})
+    handler = type("BoundHandler", (Handler,), {"app": endpoints})
     return start(handler, host, port, guard, limits)
