@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from exporter.errors import BadResponse
-from exporter.graph.client import decode_json
+from exporter.graph.decoding import decode_json
 from exporter.sources.legacy import parse
 from tests.support import FIXTURES
 

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collector import RegistrationCollector
 from exporter.errors import BadResponse
-from exporter.graph.client import decode_json
+from exporter.graph.decoding import decode_json
 from exporter.poller import TenantJob
 from exporter.snapshot import MAX_COUNT, MAX_METHODS, MAX_STATUSES, Report, Segment, TenantStatus
 from exporter.sources import legacy

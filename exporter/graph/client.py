@@ -13,7 +13,6 @@ What it guarantees to its callers (the sources):
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import threading
@@ -26,6 +25,7 @@ import requests
 
 from exporter.errors import BadResponse, PollError
 from exporter.graph.credentials import TokenProvider
+from exporter.graph.decoding import decode_json
 from exporter.graph.pacing import Gate
 from exporter.graph.retry_after import retry_after_seconds
 from exporter.graph.urls import CredentialOrigin
@@ -39,33 +39,6 @@ MAX_ATTEMPTS = 5
 _RETRYABLE = frozenset({"throttled", "http_5xx", "network", "timeout"})
 _HOLD_STATUSES = frozenset({429, 503, 504})  # Graph's throttling answers, which may carry Retry-After
 _CONNECT_TIMEOUT = 10.0
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object that names a key twice is refused: which value counts would be the reader's guess
-    (Python keeps the last, other readers the first), so Graph's meaning cannot be known."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:  # only now, to name the key: dict() above is the fast path
-            if key in seen:
-                raise ValueError(f"an object names the key {key!r:.80} twice")
-            seen.add(key)
-    return obj
-
-
-def decode_json(body: bytes) -> Any:
-    """Strict JSON (no NaN or Infinity, no repeated key); BadResponse says what was wrong, also for a
-    document nested too deeply to decode (RecursionError), which no real answer is."""
-    try:
-        return json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_unique_names)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        start = body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
-        raise BadResponse(f"the response is not valid JSON ({exc}); it starts with {start!r}") from None
 
 
 class _Unauthorized(Exception):
