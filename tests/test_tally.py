@@ -232,3 +232,12 @@ def test_a_report_holds_up_to_128_methods_and_refuses_the_129th() -> None:
     assert len(report(128).methods) == 128
     with pytest.raises(BadResponse, match="129 authentication method values, over the cap of 128"):
         report(129)
+
+
+def test_a_paging_of_ever_new_method_names_is_refused_as_they_pile_up_not_at_its_end() -> None:
+    tally = Tally()
+    tally.fold_at = 10  # the names of each few records are counted as the paging goes
+    with pytest.raises(BadResponse, match="over 128 authentication method values"):
+        for page in range(100):  # 1,100 made-up names in all, 11 a page
+            tally.add(records_of([{**user_record(i), "methodsRegistered": [f"madeUp{page}x{i}"]} for i in range(11)]))
+    assert page < 20  # refused within a page or two of the cap, long before the report

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from exporter.errors import BadResponse
 from exporter.graph.client import GraphClient
-from exporter.snapshot import Report, Segment
+from exporter.snapshot import MAX_METHODS, Report, Segment
 from exporter.sources.records import Record, decode_page
 from exporter.sources.strength import STRENGTHS, log_unknown, strength_of
 
@@ -88,6 +88,8 @@ class Tally:
                 self._methods[method] += count
             self._strengths[(*segment, strength_of(registered))] += count
         self._pending.clear()
+        if len(self._methods) > MAX_METHODS:  # the report would refuse them: stop now, before they pile up
+            raise BadResponse(f"over {MAX_METHODS} authentication method values: refusing the whole report")
 
     def report(self, source: str) -> Report:
         self._fold()
