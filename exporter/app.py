@@ -108,7 +108,10 @@ class Exporter:
             concurrency=config.poll_concurrency,
             stop=self.stop,
         )
-        registration = RegistrationCollector(lambda: self.poller.jobs, config.poll_interval_text, config.poll_interval)
+        origin = "a simulated tenant (--demo), not Microsoft Graph" if config.demo else "Microsoft Graph"
+        registration = RegistrationCollector(
+            lambda: self.poller.jobs, config.poll_interval_text, config.poll_interval, origin
+        )
         runtime = runtime_collectors()
         self.registry = CollectorRegistry(auto_describe=False)
         for collector in (registration, *runtime):

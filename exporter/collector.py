@@ -30,10 +30,16 @@ REVISION = os.environ.get("ENTRA_CREDENTIAL_EXPORTER_REVISION") or "unknown"
 
 
 class RegistrationCollector(Collector):
-    def __init__(self, jobs: Callable[[], Sequence[TenantJob]], interval_text: str, interval: float) -> None:
+    def __init__(
+        self,
+        jobs: Callable[[], Sequence[TenantJob]],
+        interval_text: str,
+        interval: float,
+        origin: str = "Microsoft Graph",  # where the numbers come from: a simulation in --demo
+    ) -> None:
         self._jobs = jobs
         self._interval = interval
-        self._polled = f"Polled from Microsoft Graph every {interval_text}; the value of the last successful poll."
+        self._polled = f"Polled from {origin} every {interval_text}; the value of the last successful poll."
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # the series depend on the tenants: let the registry call collect() instead

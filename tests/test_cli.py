@@ -40,6 +40,7 @@ def test_demo_serves_metrics_health_and_a_landing_page_and_stops_on_sigterm() ->
         status, text = get(url + "/metrics")
         assert status == 200
         assert 'tenant_total_users{tenant="demo"}' in text
+        assert "the tenant. Polled from a simulated tenant (--demo), not Microsoft Graph every" in text  # its HELP
         # The process metrics every Python exporter serves, from the exporter's own registry.
         assert "\nprocess_resident_memory_bytes " in text and "\nprocess_cpu_seconds_total " in text
         assert '\npython_info{implementation="' in text
